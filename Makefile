@@ -1,0 +1,46 @@
+# The two commands: `make run` (the local system) and `make test` (everything CI runs).
+SHELL := /bin/bash
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+PYTHON ?= python3
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := .venv
+
+.PHONY: run test lint types schemas publish-schemas clean
+
+# uv itself comes from PyPI into a private venv, pinned, so a fresh machine needs only Python 3.11+.
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked --python 3.11
+	touch $@
+
+run: .venv/.synced
+	bash deploy/local/run.sh
+
+lint: .venv/.synced
+	$(UV) run --locked ruff check .
+	$(UV) run --locked ruff format --check .
+
+types: .venv/.synced
+	$(UV) run --locked mypy
+
+test: lint types
+	$(UV) run --locked python -m okr_contracts.schemas check
+	$(UV) run --locked python -m okr_runtime.asyncapi check
+	$(UV) run --locked pytest
+
+schemas: .venv/.synced
+	$(UV) run --locked python -m okr_contracts.schemas write
+	$(UV) run --locked python -m okr_runtime.asyncapi write
+
+publish-schemas: schemas
+	$(UV) run --locked python -m okr_contracts.schemas publish
+
+clean:
+	-bash deploy/local/kafka.sh stop
+	-bash deploy/local/postgres.sh stop
+	rm -rf .venv .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,101 @@
+"""Test infrastructure shared by every suite: real Kafka and PostgreSQL for one test session.
+
+Each comes from, in order: the environment (``OKR_KAFKA_BOOTSTRAP``,
+``OKR_POSTGRES_DSN``) when set; testcontainers when a Docker engine answers; the
+project's own scripts in ``deploy/local/`` otherwise (on ports of their own, so a
+running ``make run`` is left alone). A test that needs them is marked
+``integration`` (or ``e2e``); unmarked tests are ``unit`` and need nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+TEST_KAFKA_PORT = "29092"
+TEST_KAFKA_CONTROLLER_PORT = "29093"
+TEST_POSTGRES_PORT = "25432"
+KAFKA_IMAGE = "apache/kafka:4.1.2"
+POSTGRES_IMAGE = "postgres:15"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Unmarked tests are unit tests."""
+    for item in items:
+        if not any(item.get_closest_marker(m) for m in ("integration", "e2e")):
+            item.add_marker(pytest.mark.unit)
+
+
+def _docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", "info"], capture_output=True, timeout=10, check=False)
+    return probe.returncode == 0
+
+
+def _script(name: str, command: str, env: dict[str, str]) -> str:
+    """Run a deploy/local script and return what it printed on stdout (bootstrap or DSN)."""
+    result = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "local" / name), command],
+        env={**os.environ, "OKR_STATE_DIR": str(ROOT / ".local" / "test"), **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{name} {command} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap servers of a real Kafka broker, shared by the whole session."""
+    if bootstrap := os.environ.get("OKR_KAFKA_BOOTSTRAP"):
+        yield bootstrap
+    elif _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer(KAFKA_IMAGE).with_kraft() as container:
+            yield container.get_bootstrap_server()
+    else:
+        env = {"OKR_KAFKA_PORT": TEST_KAFKA_PORT, "OKR_KAFKA_CONTROLLER_PORT": TEST_KAFKA_CONTROLLER_PORT}
+        bootstrap = _script("kafka.sh", "start", env)
+        print(f"\nreal Kafka broker from deploy/local/kafka.sh at {bootstrap}")
+        try:
+            yield bootstrap
+        finally:
+            _script("kafka.sh", "stop", env)
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """DSN of a real PostgreSQL database, shared by the whole session."""
+    if dsn := os.environ.get("OKR_POSTGRES_DSN"):
+        yield dsn
+    elif _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer(POSTGRES_IMAGE, driver=None) as container:
+            yield container.get_connection_url()
+    else:
+        env = {"OKR_POSTGRES_PORT": TEST_POSTGRES_PORT}
+        dsn = _script("postgres.sh", "start", env)
+        print(f"\nreal PostgreSQL from deploy/local/postgres.sh at {dsn}")
+        try:
+            yield dsn
+        finally:
+            _script("postgres.sh", "stop", env)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short id unique to this test, for topic names, groups and portfolio ids on shared infrastructure."""
+    return uuid.uuid4().hex[:12]

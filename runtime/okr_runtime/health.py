@@ -1,0 +1,51 @@
+"""Liveness and readiness endpoints, the same on every service."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from okr_runtime.problems import PROBLEM_JSON
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+"""Answers True when the dependency it checks is usable."""
+
+
+def health_router(checks: Mapping[str, ReadinessCheck], *, timeout_s: float = 2.0) -> APIRouter:
+    """`/health/live` (the process answers) and `/health/ready` (every check passes in time)."""
+    router = APIRouter(prefix="/health", tags=["health"])
+
+    @router.get("/live")
+    async def live() -> dict[str, str]:
+        return {"status": "live"}
+
+    @router.get("/ready")
+    async def ready() -> JSONResponse:
+        results = await asyncio.gather(*(_run(check, timeout_s) for check in checks.values()))
+        report = dict(zip(checks, results, strict=True))
+        failing = [name for name, result in report.items() if result != "ok"]
+        if not failing:
+            return JSONResponse({"status": "ready", "checks": report})
+        body = {
+            "type": "about:blank",
+            "title": "Not ready",
+            "status": 503,
+            "detail": f"not ready: {', '.join(failing)}",
+            "checks": report,
+        }
+        return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON)
+
+    return router
+
+
+async def _run(check: ReadinessCheck, timeout_s: float) -> str:
+    try:
+        ok = await asyncio.wait_for(check(), timeout_s)
+    except TimeoutError:
+        return "timeout"
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+    return "ok" if ok else "failing"

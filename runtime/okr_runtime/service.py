@@ -1,0 +1,92 @@
+"""The skeleton every service's composition root builds on: HTTP app, broker, lifespan, serving.
+
+``service_app`` wires the shared parts into a FastAPI app whose lifespan creates
+the topics, starts the broker after the service's own resources, and on SIGTERM
+(uvicorn turns it into a lifespan shutdown) stops consuming, lets in-flight
+handlers finish, flushes telemetry and closes resources, in that order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import uvicorn
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+from okr_contracts.topics import TOPICS, TopicSpec, dead_letter_spec
+from okr_runtime.health import ReadinessCheck, health_router
+from okr_runtime.kafka import ensure_topics
+from okr_runtime.problems import install_problem_handlers
+from okr_runtime.settings import RuntimeSettings
+from okr_runtime.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class ServiceParts:
+    """What a service hands to `service_app`: its broker, telemetry and own resources."""
+
+    settings: RuntimeSettings
+    telemetry: Telemetry
+    broker: KafkaBroker
+    consumer_groups: Sequence[str] = ()
+    readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
+    on_startup: Sequence[Hook] = ()
+    on_shutdown: Sequence[Hook] = ()
+
+
+def service_app(parts: ServiceParts, *, title: str, description: str = "") -> FastAPI:
+    """A FastAPI app with health endpoints, problem+json errors, tracing and the broker's lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        topics: list[TopicSpec] = [*TOPICS, *(dead_letter_spec(g) for g in parts.consumer_groups)]
+        created = await ensure_topics(parts.settings.kafka_bootstrap, topics, parts.settings.kafka_replication_factor)
+        if created:
+            log.info("created topics %s", ", ".join(created))
+        for hook in parts.on_startup:
+            await hook()
+        await parts.broker.start()
+        log.info("%s started", parts.settings.service_name)
+        try:
+            yield
+        finally:
+            await parts.broker.stop()
+            for hook in reversed(parts.on_shutdown):
+                await hook()
+            parts.telemetry.shutdown()
+            log.info("%s stopped", parts.settings.service_name)
+
+    async def kafka_ready() -> bool:
+        return await parts.broker.ping(timeout=1.0)
+
+    app = FastAPI(title=title, description=description, lifespan=lifespan)
+    install_problem_handlers(app)
+    app.include_router(health_router({"kafka": kafka_ready, **parts.readiness}))
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=parts.telemetry.tracer_provider,
+        meter_provider=parts.telemetry.meter_provider,
+        excluded_urls="/health/.*",
+    )
+    return app
+
+
+def serve(app: FastAPI, settings: RuntimeSettings) -> None:
+    """Run the app until SIGTERM or SIGINT, then shut down cleanly."""
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        timeout_graceful_shutdown=20,
+    )
+    uvicorn.Server(config).run()
