@@ -140,6 +140,15 @@ dep_xml() { # dep_xml GROUP ARTIFACT VERSION [EXCLUSION_GROUP:EXCLUSION_ARTIFACT
     printf '</dependency>\n'
 }
 
+# Maven's output is only interesting when it fails (and even with -q it
+# sprinkles colour escapes): keep it in a file, show its tail on failure.
+run_mvn() {
+    if ! mvn -B -Dstyle.color=never "$@" >"$FETCH_TMP/mvn.log" 2>&1; then
+        grep -E '\[(ERROR|WARNING)\]' "$FETCH_TMP/mvn.log" | tail -n 20 >&2 || true
+        return 1
+    fi
+}
+
 fetch() {
     have_libs && return 0
     require_tools mvn
@@ -168,8 +177,8 @@ fetch() {
     # Step 1: ask Maven which log4j2 and slf4j versions Kafka itself uses, so
     # the binding we add matches them instead of being hard-coded per version.
     write_pom "$FETCH_TMP/probe.xml" "$(dep_xml org.apache.kafka kafka_2.13 "$KAFKA_VERSION")"
-    mvn -q -B -Dstyle.color=never -f "$FETCH_TMP/probe.xml" "$DEP_PLUGIN:list" -DincludeScope=runtime \
-        -DoutputFile="$FETCH_TMP/deps.txt" >&2 ||
+    run_mvn -f "$FETCH_TMP/probe.xml" "$DEP_PLUGIN:list" -DincludeScope=runtime \
+        -DoutputFile="$FETCH_TMP/deps.txt" ||
         die "mvn could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION (is the version on Maven Central?)"
     local log4j_version slf4j_version binding
     log4j_version=$(sed -n 's/.*org\.apache\.logging\.log4j:log4j-core:jar:\([^:]*\):.*/\1/p;T;q' "$FETCH_TMP/deps.txt")
@@ -198,8 +207,8 @@ fetch() {
             org.apache.kafka:connect-runtime \
             com.fasterxml.jackson.jakarta.rs:jackson-jakarta-rs-json-provider)" \
         "$(dep_xml org.apache.logging.log4j "$binding" "$log4j_version")"
-    mvn -q -B -Dstyle.color=never -f "$FETCH_TMP/pom.xml" "$DEP_PLUGIN:copy-dependencies" \
-        -DincludeScope=runtime -DoutputDirectory="$FETCH_TMP/libs" >&2 ||
+    run_mvn -f "$FETCH_TMP/pom.xml" "$DEP_PLUGIN:copy-dependencies" \
+        -DincludeScope=runtime -DoutputDirectory="$FETCH_TMP/libs" ||
         die "mvn failed to fetch the Kafka $KAFKA_VERSION runtime"
 
     local jar
@@ -436,12 +445,18 @@ ensure_formatted() {
 # ---------------------------------------------------------------- commands --
 
 fail_port_taken() { # fail_port_taken PORT
-    local pid cmd=
+    local pid args=() seen=0
     for pid in $(listener_pids "$1"); do
-        cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | cut -c1-200) || true
-        log "port $1 is held by pid $pid: $cmd"
+        seen=1
+        mapfile -d '' -t args 2>/dev/null <"/proc/$pid/cmdline" || args=()
+        if [[ " ${args[*]} " == *" kafka.Kafka "* ]]; then
+            # Most likely another checkout's broker: name its config.
+            log "port $1 is held by a Kafka broker (pid $pid) using ${args[-1]}"
+        else
+            log "port $1 is held by pid $pid: $(printf '%s ' "${args[@]}" | cut -c1-200)"
+        fi
     done
-    [[ -n $cmd ]] || log "port $1 is in use by a process this script cannot see"
+    ((seen)) || log "port $1 is in use by a process this script cannot see"
     die "port $1 is taken by something that is not this checkout's Kafka; stop it or set OKR_KAFKA_PORT / OKR_KAFKA_CONTROLLER_PORT"
 }
 
