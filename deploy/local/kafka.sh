@@ -32,6 +32,11 @@ STATE_ROOT=${OKR_STATE_DIR:-$REPO_ROOT/.local}
 # maven-dependency-plugin the local Maven happens to default to.
 DEP_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 
+# Written to the fetch marker. Bump the suffix whenever the set of fetched
+# artifacts changes, so caches filled by an older version of this script are
+# fetched again instead of trusted.
+FETCH_ID=$KAFKA_VERSION/tools-log4j-1
+
 BOOTSTRAP=127.0.0.1:$PORT
 LOG4J_CONF=$SCRIPT_DIR/log4j2.properties
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
@@ -89,7 +94,7 @@ resolve_dirs() {
 # ---------------------------------------------------------------- fetching --
 
 have_libs() {
-    [[ -f $FETCH_MARKER && -d $LIBS && $(<"$FETCH_MARKER") == "$KAFKA_VERSION" ]]
+    [[ -f $FETCH_MARKER && -d $LIBS && $(<"$FETCH_MARKER") == "$FETCH_ID" ]]
 }
 
 require_tools() {
@@ -183,8 +188,11 @@ fetch() {
     local log4j_version slf4j_version binding
     log4j_version=$(sed -n 's/.*org\.apache\.logging\.log4j:log4j-core:jar:\([^:]*\):.*/\1/p;T;q' "$FETCH_TMP/deps.txt")
     slf4j_version=$(sed -n 's/.*org\.slf4j:slf4j-api:jar:\([^:]*\):.*/\1/p;T;q' "$FETCH_TMP/deps.txt")
-    [[ -n $log4j_version && -n $slf4j_version ]] ||
-        die "Kafka $KAFKA_VERSION does not depend on log4j-core/slf4j-api; this script expects Kafka 4.x"
+    [[ -n $slf4j_version ]] ||
+        die "Kafka $KAFKA_VERSION does not depend on slf4j-api; this script expects Kafka 4.x"
+    # Kafka 4.1+ brings log4j-core along (kafka-server needs it); 4.0.x
+    # poms do not, although its distribution ships log4j 2.24.3 -- use that.
+    log4j_version=${log4j_version:-2.24.3}
     # Kafka logs through slf4j but ships no binding; without one slf4j falls
     # back to a no-op logger and the broker log stays empty. slf4j 1.x finds
     # its binding through StaticLoggerBinder (log4j-slf4j-impl), slf4j 2.x
@@ -206,20 +214,22 @@ fetch() {
         "$(dep_xml org.apache.kafka kafka-tools "$KAFKA_VERSION" \
             org.apache.kafka:connect-runtime \
             com.fasterxml.jackson.jakarta.rs:jackson-jakarta-rs-json-provider)" \
+        "$(dep_xml org.apache.logging.log4j log4j-core "$log4j_version")" \
         "$(dep_xml org.apache.logging.log4j "$binding" "$log4j_version")"
     run_mvn -f "$FETCH_TMP/pom.xml" "$DEP_PLUGIN:copy-dependencies" \
         -DincludeScope=runtime -DoutputDirectory="$FETCH_TMP/libs" ||
         die "mvn failed to fetch the Kafka $KAFKA_VERSION runtime"
 
     local jar
-    for jar in "kafka_2.13-$KAFKA_VERSION.jar" "kafka-tools-$KAFKA_VERSION.jar" "$binding-$log4j_version.jar"; do
+    for jar in "kafka_2.13-$KAFKA_VERSION.jar" "kafka-tools-$KAFKA_VERSION.jar" \
+        "log4j-core-$log4j_version.jar" "$binding-$log4j_version.jar"; do
         [[ -f $FETCH_TMP/libs/$jar ]] || die "fetch incomplete: $jar missing"
     done
 
     # Publish atomically: libs/ only appears once complete, and the marker
     # (which is what have_libs trusts) only after libs/ is in place.
     mv "$FETCH_TMP/libs" "$LIBS"
-    printf '%s' "$KAFKA_VERSION" >"$FETCH_MARKER.tmp"
+    printf '%s' "$FETCH_ID" >"$FETCH_MARKER.tmp"
     mv "$FETCH_MARKER.tmp" "$FETCH_MARKER"
     rm -rf "$FETCH_TMP"
     FETCH_TMP=
@@ -529,7 +539,10 @@ cmd_start() {
     pid=$!
     record_pid "$pid"
 
-    local deadline=$((SECONDS + START_TIMEOUT))
+    # healthy() only starts the (1 s) JVM probe once the client port listens,
+    # which Kafka opens at the very end of its start-up; until then polling
+    # is cheap, so poll often and print a progress dot about once a second.
+    local deadline=$((SECONDS + START_TIMEOUT)) tick=0
     while :; do
         if ! alive "$pid"; then
             printf '\n' >&2
@@ -548,8 +561,8 @@ cmd_start() {
             rm -f "$PID_FILE"
             exit 1
         fi
-        printf '.' >&2
-        sleep 1
+        ((tick++ % 4 == 0)) && printf '.' >&2
+        sleep 0.25
     done
     printf '\n' >&2
     log "ready at $BOOTSTRAP"
