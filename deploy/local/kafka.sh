@@ -103,8 +103,20 @@ require_tools() {
     if [[ ${1:-} == mvn ]] && ! command -v mvn >/dev/null 2>&1; then
         missing+=(mvn)
     fi
-    ((${#missing[@]} == 0)) ||
-        die "${missing[*]} not found; install e.g. 'apt-get install openjdk-17-jdk-headless maven' (Kafka 4 needs Java 17+)"
+    ((${#missing[@]} == 0)) && return 0
+    # A fresh Debian machine may lack them: install from Debian's packages when we can.
+    local sudo=()
+    if ((EUID != 0)); then
+        command -v sudo >/dev/null 2>&1 && sudo=(sudo -n)
+    fi
+    if command -v apt-get >/dev/null 2>&1 && { ((EUID == 0)) || ((${#sudo[@]} > 0)); }; then
+        log "${missing[*]} not found; installing Debian's openjdk-17-jre-headless and maven"
+        "${sudo[@]}" apt-get update >&2 || die "apt-get update failed"
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends \
+            openjdk-17-jre-headless maven >&2 || die "installing Java and Maven failed"
+        return 0
+    fi
+    die "${missing[*]} not found; install e.g. 'apt-get install openjdk-17-jre-headless maven' (Kafka 4 needs Java 17+)"
 }
 
 write_pom() { # write_pom FILE DEPENDENCY_XML...
