@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 
@@ -46,23 +47,49 @@ async def publish_event(broker: KafkaBroker, spec: TopicSpec, envelope: Envelope
     )
 
 
-async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication_factor: int) -> list[str]:
-    """Create the topics that do not exist yet with their registry settings; returns those created."""
+async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication_factor: int, *, timeout_s: float = 30.0) -> list[str]:
+    """Create the topics that do not exist yet with their registry settings; returns those created.
+
+    Returns only once the brokers serve metadata for every created topic, so nothing
+    publishes to a topic that a broker would otherwise auto-create with default settings.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="okrstream-topic-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [s for s in specs if s.name not in existing]
+        wanted = [_new_topic(s, replication_factor) for s in specs if s.name not in existing]
+        if not wanted:
+            return []
+        response = await admin.create_topics(wanted)
         created = []
-        for spec in wanted:
-            config = spec.config()
-            config["min.insync.replicas"] = str(min(spec.min_insync_replicas, replication_factor))
-            topic = NewTopic(spec.name, spec.partitions, replication_factor, topic_configs=config)
-            try:
-                await admin.create_topics([topic])
-                created.append(spec.name)
-            except TopicAlreadyExistsError:
-                log.info("topic %s was created concurrently", spec.name)
-        return created
+        for name, code, message in _topic_errors(response):
+            if code == TOPIC_ALREADY_EXISTS:
+                log.info("topic %s was created concurrently", name)
+            elif code:
+                raise TopicCreationError(f"creating {name} failed with error {code}: {message}")
+            else:
+                created.append(name)
+        async with asyncio.timeout(timeout_s):
+            while True:
+                if set(created) <= set(await admin.list_topics()):
+                    return created
+                await asyncio.sleep(0.1)  # metadata of new topics reaches the brokers asynchronously
     finally:
         await admin.close()
+
+
+class TopicCreationError(RuntimeError):
+    """The cluster refused to create a topic of the registry."""
+
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+def _new_topic(spec: TopicSpec, replication_factor: int) -> NewTopic:
+    config = spec.config()
+    config["min.insync.replicas"] = str(min(spec.min_insync_replicas, replication_factor))
+    return NewTopic(spec.name, spec.partitions, replication_factor, topic_configs=config)
+
+
+def _topic_errors(response: Any) -> list[tuple[str, int, str | None]]:
+    return [(str(e[0]), int(e[1]), e[2] if len(e) > 2 else None) for e in response.topic_errors]
