@@ -26,6 +26,18 @@ KAFKA_IMAGE = "apache/kafka:4.1.2"
 POSTGRES_IMAGE = "postgres:15"
 
 
+INFRASTRUCTURE: dict[str, str] = {}
+"""What the session's infrastructure fixtures used, reported at the end of the run."""
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which real servers the integration tests ran against."""
+    if INFRASTRUCTURE:
+        terminalreporter.section("infrastructure")
+        for name, where in INFRASTRUCTURE.items():
+            terminalreporter.write_line(f"{name}: {where}")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Unmarked tests are unit tests."""
     for item in items:
@@ -59,16 +71,18 @@ def _script(name: str, command: str, env: dict[str, str]) -> str:
 def kafka_bootstrap() -> Iterator[str]:
     """Bootstrap servers of a real Kafka broker, shared by the whole session."""
     if bootstrap := os.environ.get("OKR_KAFKA_BOOTSTRAP"):
+        INFRASTRUCTURE["kafka"] = f"{bootstrap} (from OKR_KAFKA_BOOTSTRAP)"
         yield bootstrap
     elif _docker_answers():
         from testcontainers.kafka import KafkaContainer
 
         with KafkaContainer(KAFKA_IMAGE).with_kraft() as container:
+            INFRASTRUCTURE["kafka"] = f"{container.get_bootstrap_server()} (testcontainers, {KAFKA_IMAGE})"
             yield container.get_bootstrap_server()
     else:
         env = {"OKR_KAFKA_PORT": TEST_KAFKA_PORT, "OKR_KAFKA_CONTROLLER_PORT": TEST_KAFKA_CONTROLLER_PORT}
         bootstrap = _script("kafka.sh", "start", env)
-        print(f"\nreal Kafka broker from deploy/local/kafka.sh at {bootstrap}")
+        INFRASTRUCTURE["kafka"] = f"{bootstrap} (Apache Kafka started by deploy/local/kafka.sh)"
         try:
             yield bootstrap
         finally:
@@ -79,16 +93,18 @@ def kafka_bootstrap() -> Iterator[str]:
 def postgres_dsn() -> Iterator[str]:
     """DSN of a real PostgreSQL database, shared by the whole session."""
     if dsn := os.environ.get("OKR_POSTGRES_DSN"):
+        INFRASTRUCTURE["postgresql"] = "from OKR_POSTGRES_DSN"
         yield dsn
     elif _docker_answers():
         from testcontainers.postgres import PostgresContainer
 
         with PostgresContainer(POSTGRES_IMAGE, driver=None) as container:
+            INFRASTRUCTURE["postgresql"] = f"testcontainers, {POSTGRES_IMAGE}"
             yield container.get_connection_url()
     else:
         env = {"OKR_POSTGRES_PORT": TEST_POSTGRES_PORT}
         dsn = _script("postgres.sh", "start", env)
-        print(f"\nreal PostgreSQL from deploy/local/postgres.sh at {dsn}")
+        INFRASTRUCTURE["postgresql"] = f"{dsn} (started by deploy/local/postgres.sh)"
         try:
             yield dsn
         finally:
