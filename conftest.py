@@ -80,7 +80,11 @@ def kafka_bootstrap() -> Iterator[str]:
             INFRASTRUCTURE["kafka"] = f"{container.get_bootstrap_server()} (testcontainers, {KAFKA_IMAGE})"
             yield container.get_bootstrap_server()
     else:
-        env = {"OKR_KAFKA_PORT": TEST_KAFKA_PORT, "OKR_KAFKA_CONTROLLER_PORT": TEST_KAFKA_CONTROLLER_PORT}
+        env = {
+            "OKR_KAFKA_PORT": TEST_KAFKA_PORT,
+            "OKR_KAFKA_CONTROLLER_PORT": TEST_KAFKA_CONTROLLER_PORT,
+            "OKR_KAFKA_RECLAIM_PORTS": "1",  # a killed run in another clone may have left its broker here
+        }
         bootstrap = _script("kafka.sh", "start", env)
         INFRASTRUCTURE["kafka"] = f"{bootstrap} (Apache Kafka started by deploy/local/kafka.sh)"
         try:
@@ -102,7 +106,7 @@ def postgres_dsn() -> Iterator[str]:
             INFRASTRUCTURE["postgresql"] = f"testcontainers, {POSTGRES_IMAGE}"
             yield container.get_connection_url()
     else:
-        env = {"OKR_POSTGRES_PORT": TEST_POSTGRES_PORT}
+        env = {"OKR_POSTGRES_PORT": TEST_POSTGRES_PORT, "OKR_POSTGRES_RECLAIM_PORT": "1"}
         dsn = _script("postgres.sh", "start", env)
         INFRASTRUCTURE["postgresql"] = f"{dsn} (started by deploy/local/postgres.sh)"
         try:

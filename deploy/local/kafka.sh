@@ -482,6 +482,27 @@ fail_port_taken() { # fail_port_taken PORT
     die "port $1 is taken by something that is not this checkout's Kafka; stop it or set OKR_KAFKA_PORT / OKR_KAFKA_CONTROLLER_PORT"
 }
 
+# reclaim_ports: stop a broker that another checkout's kafka.sh started on our
+# ports (its config is `<state>/kafka-$PORT/server.properties`). Only asked for
+# by the test fixtures (OKR_KAFKA_RECLAIM_PORTS=1), whose brokers are throwaway:
+# a killed test run in a since-deleted clone must not block the next one.
+reclaim_ports() {
+    local pid args=() stale=()
+    for pid in $(listener_pids "$PORT") $(listener_pids "$CPORT"); do
+        mapfile -d '' -t args 2>/dev/null <"/proc/$pid/cmdline" || continue
+        if [[ " ${args[*]} " == *" kafka.Kafka "* && ${args[-1]} == */kafka-"$PORT"/server.properties ]]; then
+            log "reclaiming port $PORT from another checkout's test broker (pid $pid, ${args[-1]})"
+            stale+=("$pid")
+        fi
+    done
+    ((${#stale[@]} > 0)) || return 0
+    terminate "${stale[@]}"
+    local deadline=$((SECONDS + 10))
+    while { port_listening "$PORT" || port_listening "$CPORT"; } && ((SECONDS < deadline)); do
+        sleep 0.5
+    done
+}
+
 record_pid() {
     printf '%s\n' "$1" >"$PID_FILE.tmp"
     mv "$PID_FILE.tmp" "$PID_FILE"
@@ -525,6 +546,7 @@ cmd_start() {
     fi
     rm -f "$PID_FILE"
 
+    [[ ${OKR_KAFKA_RECLAIM_PORTS:-0} == 1 ]] && reclaim_ports
     port_listening "$PORT" && fail_port_taken "$PORT"
     port_listening "$CPORT" && fail_port_taken "$CPORT"
 

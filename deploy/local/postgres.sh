@@ -299,6 +299,29 @@ wait_for_orphans() {
     done
 }
 
+# reclaim_port: stop a postmaster that another checkout's postgres.sh started
+# on our port (`postgres -D <state>/postgres-$PORT/data`). Only asked for by the
+# test fixtures (OKR_POSTGRES_RECLAIM_PORT=1), whose clusters are throwaway: a
+# killed test run in a since-deleted clone must not block the next one.
+reclaim_port() {
+    local dir pid args=() stale=()
+    for dir in /proc/[0-9]*; do
+        pid=${dir#/proc/}
+        mapfile -d '' -t args 2>/dev/null <"$dir/cmdline" || continue
+        ((${#args[@]} >= 3)) || continue
+        [[ ${args[0]##*/} == postgres && ${args[1]} == -D ]] || continue
+        [[ ${args[2]} == */postgres-"$PORT"/data && ${args[2]} != "$DATA" ]] || continue
+        log "reclaiming port $PORT from another checkout's test cluster (pid $pid, ${args[2]})"
+        stale+=("$pid")
+    done
+    ((${#stale[@]} > 0)) || return 0
+    kill -INT "${stale[@]}" 2>/dev/null || true # SIGINT: fast shutdown
+    local deadline=$((SECONDS + 20))
+    while port_listening "$PORT" && ((SECONDS < deadline)); do sleep 0.5; done
+    port_listening "$PORT" && kill -KILL "${stale[@]}" 2>/dev/null
+    return 0
+}
+
 # ---------------------------------------------------------------- commands --
 
 cmd_start() {
@@ -307,6 +330,7 @@ cmd_start() {
     prepare_dirs
     lock_state
 
+    [[ ${OKR_POSTGRES_RECLAIM_PORT:-0} == 1 ]] && reclaim_port
     if ready; then
         ours_answering ||
             die "port $PORT answers but it is not the cluster in $DATA; stop that server or set OKR_POSTGRES_PORT"
