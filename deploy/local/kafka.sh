@@ -20,6 +20,9 @@ set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd -P)
+SCRIPT_NAME=kafka.sh
+# shellcheck source=deploy/local/common.sh
+source "$SCRIPT_DIR/common.sh"
 
 KAFKA_VERSION=${OKR_KAFKA_VERSION:-4.1.2}
 PORT=${OKR_KAFKA_PORT:-19092}
@@ -44,13 +47,6 @@ JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 # Seconds a broker gets to shut down cleanly on SIGTERM before SIGKILL.
 STOP_TIMEOUT=30
 
-log() { printf '%s\n' "kafka.sh: $*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-usage() { # usage EXIT_CODE
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2
-    exit "${1:-2}"
-}
 
 validate_settings() {
     local name value
@@ -255,20 +251,6 @@ run_tool() { # run_tool MAIN_CLASS ARGS...
     "${TOOL_JAVA[@]}" "$@"
 }
 
-# alive PID: the process still exists and has not finished exiting. A zombie
-# answers kill -0 but is dead (one lingers when nobody reaps the broker). The
-# leader thread of a JVM also shows Z while its other threads are still
-# tearing down and holding the sockets, so it only counts as dead once it is
-# the last task left.
-alive() {
-    local stat tasks
-    [[ -n ${1:-} ]] || return 1
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [[ ${stat%% *} != Z ]] && return 0
-    tasks=$(find "/proc/$1/task" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
-    ((tasks > 1))
-}
 
 # is_our_broker PID: its command line is `java ... kafka.Kafka <our
 # server.properties>`. Guards against pid reuse and identifies orphans.
@@ -308,12 +290,6 @@ listener_pids() {
         done | sort -u
 }
 
-port_listening() { # port_listening PORT
-    local port_hex
-    port_hex=$(printf '%04X' "$1")
-    awk -v p="$port_hex" '$4 == "0A" { split($2, a, ":"); if (a[2] == p) found = 1 } END { exit !found }' \
-        /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
 
 terminate() { # terminate PID...: TERM, wait STOP_TIMEOUT, then KILL
     local pid deadline left

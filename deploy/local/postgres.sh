@@ -16,6 +16,9 @@ set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd -P)
+SCRIPT_NAME=postgres.sh
+# shellcheck source=deploy/local/common.sh
+source "$SCRIPT_DIR/common.sh"
 
 PORT=${OKR_POSTGRES_PORT:-15432}
 START_TIMEOUT=${OKR_POSTGRES_START_TIMEOUT:-60}
@@ -23,13 +26,6 @@ STATE_ROOT=${OKR_STATE_DIR:-$REPO_ROOT/.local}
 DB_NAME=okrstream
 DSN=postgresql://postgres@127.0.0.1:$PORT/$DB_NAME
 
-log() { printf '%s\n' "postgres.sh: $*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-usage() { # usage EXIT_CODE
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2
-    exit "${1:-2}"
-}
 
 validate_settings() {
     [[ $PORT =~ ^[0-9]+$ ]] || die "OKR_POSTGRES_PORT must be a number, got '$PORT'"
@@ -131,13 +127,6 @@ ensure_traversable() {
 
 # ---------------------------------------------------------------- helpers --
 
-alive() {
-    local stat
-    [[ -n ${1:-} ]] || return 1
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [[ ${stat%% *} != Z ]]
-}
 
 # is_our_postmaster PID: `postgres -D <our data dir>`; guards against a pid
 # that was reused by something else after a crash or reboot.
@@ -154,12 +143,6 @@ postmaster_pid() { # pid from postmaster.pid, if the file exists
     head -n1 "$DATA/postmaster.pid" 2>/dev/null
 }
 
-port_listening() { # port_listening PORT: any TCP listener on that port
-    local port_hex
-    port_hex=$(printf '%04X' "$1")
-    awk -v p="$port_hex" '$4 == "0A" { split($2, a, ":"); if (a[2] == p) found = 1 } END { exit !found }' \
-        /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
 
 ready() {
     [[ -n $BINDIR ]] || return 1
