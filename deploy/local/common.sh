@@ -1,6 +1,9 @@
 # shellcheck shell=bash
 # Helpers shared by the deploy/local scripts: sourced, never run on its own.
-# The sourcing script sets SCRIPT_NAME first.
+
+SCRIPT_NAME=${BASH_SOURCE[-1]##*/}
+# shellcheck disable=SC2034 # used by the sourcing scripts
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 
 log() { printf '%s\n' "$SCRIPT_NAME: $*" >&2; }
 die() { log "error: $*"; exit 1; }

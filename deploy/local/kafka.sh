@@ -19,8 +19,6 @@
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd -P)
-SCRIPT_NAME=kafka.sh
 # shellcheck source=deploy/local/common.sh
 source "$SCRIPT_DIR/common.sh"
 

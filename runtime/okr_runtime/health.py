@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from okr_runtime.problems import PROBLEM_JSON
+from okr_runtime.problems import Problem, problem_response
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 """Answers True when the dependency it checks is usable."""
@@ -23,20 +23,13 @@ def health_router(checks: Mapping[str, ReadinessCheck], *, timeout_s: float = 2.
         return {"status": "live"}
 
     @router.get("/ready")
-    async def ready() -> JSONResponse:
+    async def ready(request: Request) -> JSONResponse:
         results = await asyncio.gather(*(_run(check, timeout_s) for check in checks.values()))
         report = dict(zip(checks, results, strict=True))
         failing = [name for name, result in report.items() if result != "ok"]
         if not failing:
             return JSONResponse({"status": "ready", "checks": report})
-        body = {
-            "type": "about:blank",
-            "title": "Not ready",
-            "status": 503,
-            "detail": f"not ready: {', '.join(failing)}",
-            "checks": report,
-        }
-        return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON)
+        return problem_response(request, Problem(503, "Not ready", f"not ready: {', '.join(failing)}", checks=report))
 
     return router
 

@@ -19,6 +19,13 @@ from okr_runtime.telemetry import Telemetry
 log = logging.getLogger(__name__)
 
 
+class TopicCreationError(RuntimeError):
+    """The cluster refused to create a topic of the registry."""
+
+
+TOPIC_ALREADY_EXISTS = 36
+
+
 def create_broker(settings: RuntimeSettings, telemetry: Telemetry) -> KafkaBroker:
     """A broker with tracing and metrics, idempotent acks=all producer, nothing connected yet."""
     return KafkaBroker(
@@ -76,13 +83,6 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication_
                 await asyncio.sleep(0.1)  # metadata of new topics reaches the brokers asynchronously
     finally:
         await admin.close()
-
-
-class TopicCreationError(RuntimeError):
-    """The cluster refused to create a topic of the registry."""
-
-
-TOPIC_ALREADY_EXISTS = 36
 
 
 def _new_topic(spec: TopicSpec, replication_factor: int) -> NewTopic:
