@@ -33,6 +33,7 @@ from okr_contracts.kr_events import (
     RecoveryPlanFiled,
     RollupMethod,
     TargetChanged,
+    TeamDefined,
     ValueObserved,
     WeightChanged,
 )
@@ -64,6 +65,16 @@ EXAMPLES: tuple[EventPayload, ...] = (
         product_id="billing",
         name="Billing",
         lead="lead.bo@example.com",
+    ),
+    TeamDefined(
+        portfolio_id="acme",
+        aggregate_id="billing-squad-1",
+        aggregate_version=1,
+        actor="lead.bo@example.com",
+        team_id="billing-squad-1",
+        name="Billing squad 1",
+        product_id="billing",
+        lead="lead.kim@example.com",
     ),
     CycleStarted(
         portfolio_id="acme",

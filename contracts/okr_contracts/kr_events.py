@@ -110,6 +110,15 @@ class ProductDefined(KrEvent):
     lead: Principal = Field(description="Product lead.")
 
 
+class TeamDefined(KrEvent):
+    """A team or squad was added to the portfolio (objectives name their owning team)."""
+
+    team_id: Id = Field(description="The team or squad.")
+    name: Text = Field(description="Display name.")
+    product_id: Id | None = Field(default=None, description="Product line the team works on, if one.")
+    lead: Principal = Field(description="Team lead.")
+
+
 class CycleStarted(KrEvent):
     """A scoring cycle was opened."""
 
@@ -248,6 +257,7 @@ class CycleScored(KrEvent):
 KR_EVENTS: tuple[type[KrEvent], ...] = (
     PortfolioDefined,
     ProductDefined,
+    TeamDefined,
     CycleStarted,
     ObjectiveDefined,
     KeyResultDefined,
