@@ -1,0 +1,198 @@
+"""The check-in application: runs commands against the event store with idempotency and optimistic concurrency.
+
+A command loads the portfolio (from the aggregate cache, fast-forwarded with
+any events other processes stored), runs, and saves all its events in one
+transaction. Another writer having appended in between makes the insert fail
+on the stream's unique (id, version); the command is then run again against
+the new state, so no event is ever lost, and a client that named the version
+it expected (If-Match) gets a `VersionConflict` instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from okr_checkins.domain.access import Actor
+from okr_checkins.domain.bindings import MetricBinding, binding_uuid
+from okr_checkins.domain.errors import AlreadyDefined, DomainError, IdempotencyKeyReused, UnknownId
+from okr_checkins.domain.portfolio import Context, Portfolio, RequestRef, portfolio_uuid
+from okr_checkins.domain.state import PortfolioState, RecordedEvent
+
+log = logging.getLogger(__name__)
+
+Command = Callable[[Portfolio, Context], None]
+Clock = Callable[[], datetime]
+
+
+class Contention(DomainError):
+    """Writers kept appending to the portfolio faster than this command could; the client may retry."""
+
+    code = "contention"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command appended (or, for a retried request, what its first run appended)."""
+
+    portfolio_id: str
+    events: tuple[RecordedEvent, ...]
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Request:
+    """Who sends a command and how: the actor, an optional idempotency key and expected version."""
+
+    actor: Actor
+    idempotency: RequestRef | None = None
+    expected_version: int | None = None
+    occurred_at: datetime | None = None
+    causation_id: str | None = None
+    producer: str = "checkins"
+
+
+class CheckinsApplication(Application[Any]):
+    """The event store of every portfolio's history, and the commands that append to it."""
+
+    name = "checkins"
+    env = {"AGGREGATE_CACHE_MAXSIZE": "500", "AGGREGATE_CACHE_FASTFORWARD": "y"}  # noqa: RUF012 (the library reads it from the class)
+    MAX_ATTEMPTS = 20
+
+    def __init__(self, env: Mapping[str, str] | None = None, *, clock: Clock | None = None) -> None:
+        super().__init__(env)
+        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self.saved = threading.Event()
+
+    def define_portfolio(self, request: Request, settings: dict[str, Any]) -> CommandResult:
+        """Create a portfolio (its id must be new)."""
+        pid = settings["portfolio_id"]
+        with self._lock(pid):
+            existing = self._existing(pid)
+            if existing is not None:
+                replay = self._replay(existing.state, request)
+                if replay is not None:
+                    return replay
+                raise _already(pid)
+            portfolio = Portfolio.define(self._context(request), settings)
+            try:
+                return self._save(portfolio)
+            except IntegrityError as exc:
+                raise _already(pid) from exc
+
+    def execute(self, portfolio_id: str, request: Request, command: Command) -> CommandResult:
+        """Run `command` on a portfolio and store what it records, retrying on concurrent appends."""
+        with self._lock(portfolio_id):
+            for _ in range(self.MAX_ATTEMPTS):
+                portfolio = self.portfolio(portfolio_id)
+                replay = self._replay(portfolio.state, request)
+                if replay is not None:
+                    return replay
+                command(portfolio, self._context(request))
+                try:
+                    return self._save(portfolio)
+                except IntegrityError:
+                    log.info("portfolio %s changed while a command ran; running it again", portfolio_id)
+        raise Contention(f"portfolio {portfolio_id} kept changing during {self.MAX_ATTEMPTS} attempts; retry the request")
+
+    def portfolio(self, portfolio_id: str) -> Portfolio:
+        """The portfolio's current aggregate (a private copy)."""
+        found = self._existing(portfolio_id)
+        if found is None:
+            raise UnknownId(f"no portfolio {portfolio_id!r}", id=portfolio_id, kind="portfolio")
+        return found
+
+    def portfolio_at(self, portfolio_id: str, position: int) -> Portfolio:
+        """The portfolio as it was right after the event at `position`."""
+        found: Portfolio = self.repository.get(portfolio_uuid(portfolio_id), version=position)
+        return found
+
+    def records(self, portfolio_id: str, *, after: int = 0, upto: int | None = None, batch: int = 500) -> Iterator[dict[str, Any]]:
+        """The portfolio's stored records in order, from position `after` + 1."""
+        aggregate_id = portfolio_uuid(portfolio_id)
+        while True:
+            stored = self.recorder.select_events(aggregate_id, gt=after, lte=upto, limit=batch)
+            for item in stored:
+                yield self.mapper.to_domain_event(item).record  # type: ignore[attr-defined]
+            if len(stored) < batch:
+                return
+            after = stored[-1].originator_version
+
+    def bound_key_results(self, metric: str) -> list[tuple[str, str]]:
+        """(portfolio, key result) pairs bound to a metric, or UnknownId when nothing ever bound it."""
+        try:
+            binding: MetricBinding = self.repository.get(binding_uuid(metric))
+        except AggregateNotFoundError as exc:
+            raise UnknownId(f"no key result is bound to metric {metric!r}", id=metric, kind="metric") from exc
+        return list(binding.key_results)
+
+    def _save(self, portfolio: Portfolio) -> CommandResult:
+        pending = list(portfolio.pending_events)
+        bindings = self._bindings_for(portfolio.state, pending)
+        self.save(portfolio, *bindings)
+        self.saved.set()
+        events = tuple(RecordedEvent.of(event.record) for event in pending)  # type: ignore[attr-defined]
+        return CommandResult(portfolio.state.portfolio_id, events)
+
+    def _bindings_for(self, state: PortfolioState, pending: list[Any]) -> list[MetricBinding]:
+        found: dict[str, MetricBinding] = {}
+        for event in pending:
+            data = event.record["data"]
+            metric = data.get("kpi_binding") if event.record["type"] == "KeyResultDefined" else None
+            if metric:
+                binding = found.get(metric) or self._binding(metric)
+                binding.bind(state.portfolio_id, data["kr_id"])
+                found[metric] = binding
+        return list(found.values())
+
+    def _binding(self, metric: str) -> MetricBinding:
+        try:
+            binding: MetricBinding = self.repository.get(binding_uuid(metric))
+        except AggregateNotFoundError:
+            return MetricBinding.open(metric)
+        return binding
+
+    def _existing(self, portfolio_id: str) -> Portfolio | None:
+        try:
+            found: Portfolio = self.repository.get(portfolio_uuid(portfolio_id))
+        except AggregateNotFoundError:
+            return None
+        return found
+
+    def _replay(self, state: PortfolioState, request: Request) -> CommandResult | None:
+        if request.idempotency is None:
+            return None
+        memo = state.requests.get(request.idempotency.key)
+        if memo is None:
+            return None
+        if memo.fingerprint != request.idempotency.fingerprint:
+            raise IdempotencyKeyReused("this Idempotency-Key was already used for a different request; send a new key")
+        return CommandResult(state.portfolio_id, tuple(memo.events), replayed=True)
+
+    def _context(self, request: Request) -> Context:
+        return Context(
+            actor=request.actor,
+            now=self.clock(),
+            producer=request.producer,
+            occurred_at=request.occurred_at,
+            request=request.idempotency,
+            expected_version=request.expected_version,
+            causation_id=request.causation_id,
+        )
+
+    def _lock(self, portfolio_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(portfolio_id, threading.Lock())
+
+
+def _already(portfolio_id: str) -> DomainError:
+    return AlreadyDefined(f"portfolio {portfolio_id!r} already exists", id=portfolio_id)

@@ -1,0 +1,1 @@
+"""The portfolio aggregate, its state, access rules and hash chain; no I/O."""
