@@ -8,10 +8,13 @@ handlers finish, flushes telemetry and closes resources, in that order.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -28,6 +31,7 @@ from okr_runtime.telemetry import Telemetry
 log = logging.getLogger(__name__)
 
 Hook = Callable[[], Awaitable[None]]
+Loop = Callable[[], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -41,6 +45,8 @@ class ServiceParts:
     readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
     on_startup: Sequence[Hook] = ()
     on_shutdown: Sequence[Hook] = ()
+    background: Sequence[Loop] = ()
+    """Long-running loops (an outbox relay, a clock): started after the broker, cancelled before it stops."""
 
 
 def service_app(parts: ServiceParts, *, title: str, description: str = "") -> FastAPI:
@@ -55,10 +61,14 @@ def service_app(parts: ServiceParts, *, title: str, description: str = "") -> Fa
         for hook in parts.on_startup:
             await hook()
         await parts.broker.start()
+        tasks: list[asyncio.Task[None]] = [
+            asyncio.create_task(loop(), name=getattr(loop, "__qualname__", "background")) for loop in parts.background
+        ]
         log.info("%s started", parts.settings.service_name)
         try:
             yield
         finally:
+            await _cancel(tasks)
             await parts.broker.stop()
             for hook in reversed(parts.on_shutdown):
                 await hook()
@@ -78,6 +88,14 @@ def service_app(parts: ServiceParts, *, title: str, description: str = "") -> Fa
         excluded_urls="/health/.*",
     )
     return app
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def serve(app: FastAPI, settings: RuntimeSettings) -> None:

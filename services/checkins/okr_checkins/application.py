@@ -10,6 +10,7 @@ it expected (If-Match) gets a `VersionConflict` instead.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -22,9 +23,10 @@ from eventsourcing.persistence import IntegrityError
 
 from okr_checkins.domain.access import Actor
 from okr_checkins.domain.bindings import MetricBinding, binding_uuid
+from okr_checkins.domain.commands import known
 from okr_checkins.domain.errors import AlreadyDefined, DomainError, IdempotencyKeyReused, UnknownId
 from okr_checkins.domain.portfolio import Context, Portfolio, RequestRef, portfolio_uuid
-from okr_checkins.domain.state import PortfolioState, RecordedEvent
+from okr_checkins.domain.state import KeyResult, PortfolioState, RecordedEvent
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class Request:
     occurred_at: datetime | None = None
     causation_id: str | None = None
     producer: str = "checkins"
+    trace: dict[str, str] | None = None
 
 
 class CheckinsApplication(Application[Any]):
@@ -127,6 +130,26 @@ class CheckinsApplication(Application[Any]):
                 return
             after = stored[-1].originator_version
 
+    def key_result_history(self, portfolio_id: str, kr_id: str, *, after: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of a key result's records after position `after`, and the cursor of the next page."""
+        kr = known(self.portfolio(portfolio_id).state.key_results, kr_id, "key result")
+        start = bisect.bisect_right(kr.positions, after)
+        page = kr.positions[start : start + limit]
+        if not page:
+            return [], None
+        wanted = set(page)
+        found = [r for r in self.records(portfolio_id, after=page[0] - 1, upto=page[-1]) if r["position"] in wanted]
+        return found, page[-1] if start + limit < len(kr.positions) else None
+
+    def key_result_as_of(self, portfolio_id: str, kr_id: str, moment: datetime) -> tuple[KeyResult, int]:
+        """A key result as the history recorded it at `moment`, and the position that state follows from."""
+        kr = known(self.portfolio(portfolio_id).state.key_results, kr_id, "key result")
+        index = bisect.bisect_right(kr.recorded, moment.astimezone(UTC).isoformat(timespec="microseconds"))
+        if index == 0:
+            raise UnknownId(f"key result {kr_id} was not defined yet at {moment.isoformat()}", id=kr_id, kind="key result")
+        position = kr.positions[index - 1]
+        return self.portfolio_at(portfolio_id, position).state.key_results[kr_id], position
+
     def bound_key_results(self, metric: str) -> list[tuple[str, str]]:
         """(portfolio, key result) pairs bound to a metric, or UnknownId when nothing ever bound it."""
         try:
@@ -187,6 +210,7 @@ class CheckinsApplication(Application[Any]):
             request=request.idempotency,
             expected_version=request.expected_version,
             causation_id=request.causation_id,
+            trace=request.trace,
         )
 
     def _lock(self, portfolio_id: str) -> threading.Lock:

@@ -50,6 +50,7 @@ class Context:
     request: RequestRef | None = None
     expected_version: int | None = None
     causation_id: str | None = None
+    trace: dict[str, str] | None = None
 
 
 def payload_of(record: dict[str, Any]) -> KrEvent:
@@ -154,4 +155,6 @@ def _meta(ctx: Context) -> dict[str, Any] | None:
         meta.update(request_key=ctx.request.key, request_fingerprint=ctx.request.fingerprint)
     if ctx.causation_id is not None:
         meta["causation_id"] = ctx.causation_id
+    if ctx.trace:
+        meta["trace"] = ctx.trace
     return meta or None

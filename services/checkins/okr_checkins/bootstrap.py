@@ -1,0 +1,74 @@
+"""The composition root: `create_app(settings)` builds the check-in service; nothing connects at import time."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI
+
+from okr_checkins.application import CheckinsApplication, Clock
+from okr_checkins.http import install_api
+from okr_checkins.http.auth import Authenticator
+from okr_checkins.kpi import KpiRecorder
+from okr_checkins.lease import PostgresLease
+from okr_checkins.outbox import Lease, OutboxRelay, SingleProcessLease, tracking_recorder
+from okr_checkins.settings import CheckinsSettings
+from okr_contracts.topics import topic
+from okr_runtime.consumer import subscribe
+from okr_runtime.eventstore import event_store_env
+from okr_runtime.kafka import create_broker
+from okr_runtime.service import ServiceParts, service_app
+from okr_runtime.telemetry import Telemetry, create_telemetry
+
+DESCRIPTION = """The write side of okrstream: define portfolios, products, teams, cycles, objectives and key results;
+record check-ins, values, target changes, retirements, escalations and recovery plans. Every change is an event
+of the portfolio's append-only, hash-chained history, published to `okr.kr-events.v1` by the outbox."""
+
+
+def create_app(settings: CheckinsSettings, *, clock: Clock | None = None, telemetry: Telemetry | None = None) -> FastAPI:
+    """The check-in service as one FastAPI app: HTTP API, outbox relay and KPI consumer."""
+    auth = Authenticator.from_file(settings.tokens_file)
+    telemetry = telemetry or create_telemetry(settings)
+    broker = create_broker(settings, telemetry)
+    env = event_store_env(settings)
+    checkins = CheckinsApplication(env, clock=clock)
+    relay = OutboxRelay(
+        checkins,
+        broker,
+        tracking_recorder(env),
+        _lease(settings),
+        batch=settings.relay_batch,
+        idle_s=settings.relay_idle_s,
+        retry_s=settings.relay_retry_s,
+    )
+    kpi = KpiRecorder(checkins)
+    subscribe(broker, topic("okr.metrics.v1"), group_id=settings.kpi_group, handler=kpi.handle, settings=settings)
+
+    async def store_ready() -> bool:
+        await asyncio.to_thread(checkins.recorder.max_notification_id)
+        return True
+
+    async def close() -> None:
+        await relay.lease.release()
+        checkins.close()
+
+    parts = ServiceParts(
+        settings,
+        telemetry,
+        broker,
+        consumer_groups=(settings.kpi_group,),
+        readiness={"event_store": store_ready},
+        on_shutdown=(close,),
+        background=(relay.run,),
+    )
+    app = service_app(parts, title="okrstream checkins", description=DESCRIPTION)
+    install_api(app, checkins, auth)
+    app.state.checkins = checkins
+    app.state.relay = relay
+    return app
+
+
+def _lease(settings: CheckinsSettings) -> Lease:
+    if settings.event_store == "postgres" and settings.postgres_dsn:
+        return PostgresLease(settings.postgres_dsn)
+    return SingleProcessLease()

@@ -1,0 +1,142 @@
+"""Request bodies of the HTTP API, typed with the contracts' value types so the wire and the API agree."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from okr_contracts.kr_events import (
+    CycleCadence,
+    DriftThresholds,
+    KeyResultKind,
+    Link,
+    RecoveryOption,
+    RollupMethod,
+    ThresholdDirection,
+)
+from okr_contracts.types import Confidence, FiniteFloat, Id, Principal, Progress, Text, Weight
+
+
+class Body(BaseModel):
+    """Strict bodies: an unknown field is an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PortfolioSettings(Body):
+    name: Text
+    owner: Principal = Field(description="Portfolio lead.")
+    rollup_method: RollupMethod = RollupMethod.WEIGHTED
+    allow_mixed_methods: bool = False
+    say_do_hit_threshold: Progress = 1.0
+    drift: DriftThresholds = Field(default_factory=DriftThresholds)
+
+
+class DefinePortfolio(PortfolioSettings):
+    portfolio_id: Id
+
+
+class DefineProduct(Body):
+    product_id: Id
+    name: Text
+    lead: Principal
+
+
+class DefineTeam(Body):
+    team_id: Id
+    name: Text
+    lead: Principal
+    product_id: Id | None = None
+
+
+class StartCycle(Body):
+    cycle_id: Id
+    name: Text
+    cadence: CycleCadence = CycleCadence.QUARTERLY
+    starts_on: date
+    ends_on: date
+
+
+class CloseCycle(Body):
+    carry: list[Id] = Field(default_factory=list, description="Key results carried into next_cycle_id.")
+    retire: list[Id] = Field(default_factory=list, description="Key results retired with the cycle.")
+    default: str | None = Field(default=None, pattern="^(carry|retire)$", description="What happens to key results not listed.")
+    next_cycle_id: Id | None = None
+
+
+class DefineObjective(Body):
+    objective_id: Id
+    cycle_id: Id
+    tier: int = Field(ge=1, le=3)
+    title: Text
+    owner: Principal
+    product_id: Id | None = None
+    team_id: Id | None = None
+    tags: tuple[str, ...] = ()
+    contributes_to: Link | None = None
+
+
+class DefineKeyResult(Body):
+    kr_id: Id
+    objective_id: Id
+    title: Text
+    kind: KeyResultKind = KeyResultKind.METRIC
+    baseline: FiniteFloat | None = None
+    target: FiniteFloat | None = None
+    unit: str = Field(default="", max_length=40)
+    direction: ThresholdDirection | None = None
+    owner: Principal
+    scorekeeper: Principal | None = None
+    kpi_binding: Id | None = None
+    weight: Weight = 1.0
+    contributes_to: Link | None = None
+
+
+class RecordCheckIn(Body):
+    confidence: Confidence = Field(description="Owner's forecast, 0.0 to 1.0.")
+    value: FiniteFloat | None = Field(default=None, description="Current value, if known.")
+    what_changed: Text
+    why: str = Field(default="", max_length=4000)
+    blocker: str | None = Field(default=None, max_length=4000, description="One blocker, if any.")
+    decision_needed: str | None = Field(default=None, max_length=4000, description="One decision needed, if any.")
+    occurred_at: AwareDatetime | None = Field(default=None, description="When the check-in happened, if not now (imports).")
+
+
+class RecordValue(Body):
+    value: FiniteFloat
+    observed_at: AwareDatetime | None = Field(default=None, description="When the value was true; now by default.")
+    source: str = Field(default="manual", min_length=1, max_length=200)
+
+
+class ChangeTarget(Body):
+    new_target: FiniteFloat
+    reason: Text
+
+
+class ChangeWeight(Body):
+    parent_id: Id
+    new_weight: Weight
+    reason: Text
+
+
+class ChangeLink(Body):
+    new_link: Link | None = Field(description="The new contributes-to link; null removes it.")
+    reason: Text
+
+
+class Retire(Body):
+    reason: Text
+    replaced_by: Id | None = None
+
+
+class Escalate(Body):
+    escalated_to: Principal
+    reason: Text
+
+
+class FileRecoveryPlan(Body):
+    option: RecoveryOption = Field(description="Exactly one: change_tactic, change_target or change_resources.")
+    description: Text
+    owner: Principal
+    decision_needed: Text
