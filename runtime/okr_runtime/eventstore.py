@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
+import psycopg
+from psycopg import sql
+
 from okr_runtime.settings import RuntimeSettings
 
 
@@ -22,7 +25,15 @@ def event_store_env(settings: RuntimeSettings, *, schema: str | None = None) -> 
         }
     if not settings.postgres_dsn:
         raise EventStoreConfigError("OKR_EVENT_STORE=postgres needs OKR_POSTGRES_DSN")
-    return {"PERSISTENCE_MODULE": "eventsourcing.postgres", **_postgres_env(settings.postgres_dsn, schema)}
+    return {"PERSISTENCE_MODULE": "eventsourcing.postgres", **_postgres_env(settings.postgres_dsn, schema or settings.postgres_schema)}
+
+
+def ensure_schema(settings: RuntimeSettings) -> None:
+    """Create the configured PostgreSQL schema if it is missing (the library creates tables, not schemas)."""
+    if settings.event_store != "postgres" or not settings.postgres_dsn or not settings.postgres_schema:
+        return
+    with psycopg.connect(settings.postgres_dsn, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(settings.postgres_schema)))
 
 
 def _postgres_env(dsn: str, schema: str | None) -> dict[str, str]:

@@ -56,3 +56,9 @@ class RuntimeSettings(BaseSettings):
         validation_alias="OKR_POSTGRES_DSN",
         description="postgresql://user:password@host:port/dbname, required when OKR_EVENT_STORE=postgres.",
     )
+    postgres_schema: str | None = Field(
+        default=None,
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        validation_alias="OKR_POSTGRES_SCHEMA",
+        description="Schema holding the event store's tables (created if missing); the DSN user's default when unset.",
+    )

@@ -10,12 +10,12 @@ from okr_checkins.application import CheckinsApplication, Clock
 from okr_checkins.http import install_api
 from okr_checkins.http.auth import Authenticator
 from okr_checkins.kpi import KpiRecorder
-from okr_checkins.lease import PostgresLease
+from okr_checkins.lease import PostgresLease, lock_key
 from okr_checkins.outbox import Lease, OutboxRelay, SingleProcessLease, tracking_recorder
 from okr_checkins.settings import CheckinsSettings
 from okr_contracts.topics import topic
 from okr_runtime.consumer import subscribe
-from okr_runtime.eventstore import event_store_env
+from okr_runtime.eventstore import ensure_schema, event_store_env
 from okr_runtime.kafka import create_broker
 from okr_runtime.service import ServiceParts, service_app
 from okr_runtime.telemetry import Telemetry, create_telemetry
@@ -30,6 +30,7 @@ def create_app(settings: CheckinsSettings, *, clock: Clock | None = None, teleme
     auth = Authenticator.from_file(settings.tokens_file)
     telemetry = telemetry or create_telemetry(settings)
     broker = create_broker(settings, telemetry)
+    ensure_schema(settings)
     env = event_store_env(settings)
     checkins = CheckinsApplication(env, clock=clock)
     relay = OutboxRelay(
@@ -70,5 +71,5 @@ def create_app(settings: CheckinsSettings, *, clock: Clock | None = None, teleme
 
 def _lease(settings: CheckinsSettings) -> Lease:
     if settings.event_store == "postgres" and settings.postgres_dsn:
-        return PostgresLease(settings.postgres_dsn)
+        return PostgresLease(settings.postgres_dsn, key=lock_key(settings.postgres_schema))
     return SingleProcessLease()

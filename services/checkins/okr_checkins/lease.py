@@ -14,13 +14,17 @@ import psycopg
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = zlib.crc32(b"okrstream.checkins.outbox")
+
+
+def lock_key(schema: str | None) -> int:
+    """The advisory-lock key of the outbox of the event store in `schema` (deployments may share a database)."""
+    return zlib.crc32(f"okrstream.checkins.outbox:{schema or 'default'}".encode())
 
 
 class PostgresLease:
     """Holds `pg_try_advisory_lock` on a dedicated connection while this replica relays."""
 
-    def __init__(self, dsn: str, *, key: int = LOCK_KEY) -> None:
+    def __init__(self, dsn: str, *, key: int) -> None:
         self.dsn = dsn
         self.key = key
         self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
