@@ -15,7 +15,6 @@ import psycopg
 log = logging.getLogger(__name__)
 
 
-
 def lock_key(schema: str | None) -> int:
     """The advisory-lock key of the outbox of the event store in `schema` (deployments may share a database)."""
     return zlib.crc32(f"okrstream.checkins.outbox:{schema or 'default'}".encode())

@@ -153,11 +153,23 @@ def seed(api: Api) -> Api:
     churn = {"kr_id": "churn", "objective_id": "billing-grows", "title": "Reduce churn from 5% to 2%", "baseline": 5, "target": 2}
     ok(api.post(f"/{p}/key-results", {**churn, "unit": "%", "owner": "pm.ana"}, "pm.ana"))
     revenue = {"kr_id": "revenue", "objective_id": "billing-grows", "title": "Reach 1.2M ARR", "baseline": 1.0, "target": 1.2}
-    ok(api.post(f"/{p}/key-results", {**revenue, "unit": "MEUR", "owner": "pm.ana", "scorekeeper": "finance", "kpi_binding": f"arr-{p}"}, "pm.ana"))
+    ok(
+        api.post(
+            f"/{p}/key-results",
+            {**revenue, "unit": "MEUR", "owner": "pm.ana", "scorekeeper": "finance", "kpi_binding": f"arr-{p}"},
+            "pm.ana",
+        )
+    )
     latency = {"kr_id": "latency", "objective_id": "search-finds", "title": "p95 under 200 ms", "kind": "threshold", "target": 200}
     ok(api.post(f"/{p}/key-results", {**latency, "direction": "at_most", "unit": "ms", "owner": "pm.lee"}, "lead.sam"))
     initiative = {"objective_id": "dunning", "cycle_id": "q3", "tier": 3, "title": "Smarter dunning", "owner": "pm.ana"}
-    ok(api.post(f"/{p}/objectives", {**initiative, "product_id": "billing", "team_id": "squad-1", "contributes_to": {"parent_id": "churn"}}, "lead.bo"))
+    ok(
+        api.post(
+            f"/{p}/objectives",
+            {**initiative, "product_id": "billing", "team_id": "squad-1", "contributes_to": {"parent_id": "churn"}},
+            "lead.bo",
+        )
+    )
     return api
 
 

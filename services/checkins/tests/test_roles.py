@@ -31,7 +31,12 @@ ACTIONS: list[tuple[str, str, dict[str, Any], set[str]]] = [
     ("record scorekept value", "/key-results/revenue/values", {"value": 1.1}, {"finance", "connector:kpi"}),
     ("change target", "/key-results/churn/target", {"new_target": 1.5, "reason": "board asked"}, {"cpo", "lead.bo"}),
     ("change weight", "/nodes/churn/weight", {"parent_id": "billing-grows", "new_weight": 2, "reason": "x"}, {"cpo", "lead.bo"}),
-    ("change an objective's link weight", "/nodes/billing-grows/weight", {"parent_id": "grow", "new_weight": 2, "reason": "x"}, {"cpo", "lead.bo"}),
+    (
+        "change an objective's link weight",
+        "/nodes/billing-grows/weight",
+        {"parent_id": "grow", "new_weight": 2, "reason": "x"},
+        {"cpo", "lead.bo"},
+    ),
     ("change link", "/nodes/dunning/link", {"new_link": None, "reason": "x"}, {"cpo", "lead.bo"}),
     ("retire", "/key-results/churn/retire", {"reason": "x"}, {"cpo", "lead.bo", "pm.ana"}),
     ("escalate", "/key-results/churn/escalations", {"escalated_to": "cpo", "reason": "x"}, {"lead.bo", "pm.ana"}),

@@ -13,7 +13,14 @@ CASES: list[tuple[str, str, str, Any, int, str]] = [
     ("confidence above 1", "pm.ana", f"{P}/key-results/churn/check-ins", {**CHECK_IN, "confidence": 1.2}, 422, "about:blank"),
     ("confidence below 0", "pm.ana", f"{P}/key-results/churn/check-ins", {**CHECK_IN, "confidence": -0.1}, 422, "about:blank"),
     ("confidence NaN", "pm.ana", f"{P}/key-results/churn/check-ins", b'{"confidence": NaN, "what_changed": "x"}', 422, "about:blank"),
-    ("infinite value", "pm.ana", f"{P}/key-results/churn/check-ins", b'{"confidence": 0.5, "value": 1e999, "what_changed": "x"}', 422, "about:blank"),
+    (
+        "infinite value",
+        "pm.ana",
+        f"{P}/key-results/churn/check-ins",
+        b'{"confidence": 0.5, "value": 1e999, "what_changed": "x"}',
+        422,
+        "about:blank",
+    ),
     ("infinite target", "lead.bo", f"{P}/key-results/churn/target", b'{"new_target": -Infinity, "reason": "x"}', 422, "about:blank"),
     (
         "baseline equals target",
@@ -86,7 +93,14 @@ CASES: list[tuple[str, str, str, Any, int, str]] = [
         "about:blank",
     ),
     ("unknown field", "pm.ana", f"{P}/key-results/churn/check-ins", {**CHECK_IN, "progress": 0.9}, 422, "about:blank"),
-    ("duplicate id", "cpo", f"{P}/products", {"product_id": "churn", "name": "x", "lead": "cpo"}, 409, "urn:okrstream:problem:already-defined"),
+    (
+        "duplicate id",
+        "cpo",
+        f"{P}/products",
+        {"product_id": "churn", "name": "x", "lead": "cpo"},
+        409,
+        "urn:okrstream:problem:already-defined",
+    ),
 ]
 
 
