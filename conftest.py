@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import uuid
+from dataclasses import dataclass
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,6 +114,33 @@ def postgres_dsn() -> Iterator[str]:
             yield dsn
         finally:
             _script("postgres.sh", "stop", env)
+
+
+@dataclass
+class LocalKafka:
+    """A broker started by deploy/local/kafka.sh that a test may stop and start again (same data, same port)."""
+
+    env: dict[str, str]
+    bootstrap: str = ""
+
+    def start(self) -> str:
+        self.bootstrap = _script("kafka.sh", "start", self.env)
+        return self.bootstrap
+
+    def stop(self) -> None:
+        _script("kafka.sh", "stop", self.env)
+
+
+@pytest.fixture(scope="module")
+def restartable_kafka() -> Iterator[LocalKafka]:
+    """A Kafka broker of the module's own, apart from the session's, so stopping it disturbs no other test."""
+    kafka = LocalKafka({"OKR_KAFKA_PORT": "29094", "OKR_KAFKA_CONTROLLER_PORT": "29095", "OKR_KAFKA_RECLAIM_PORTS": "1"})
+    kafka.start()
+    INFRASTRUCTURE["kafka (restartable)"] = f"{kafka.bootstrap} (started by deploy/local/kafka.sh, stopped and restarted by tests)"
+    try:
+        yield kafka
+    finally:
+        kafka.stop()
 
 
 @pytest.fixture

@@ -9,13 +9,15 @@ writers: when Kafka returns, publishing resumes from the recorded position. A
 crash between the acks and recording the position republishes that batch once
 more with the same event ids, which consumers deduplicate.
 
-Only one relay publishes at a time: on PostgreSQL the replicas compete for an
+On shutdown the relay first publishes what is already stored (for at most
+``drain_s``). Only one relay publishes at a time: on PostgreSQL the replicas compete for an
 advisory lock; the SQLite store is single-process by nature.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -81,9 +83,10 @@ class OutboxRelay:
         batch: int = 500,
         idle_s: float = 0.5,
         retry_s: float = 1.0,
+        drain_s: float = 10.0,
     ) -> None:
         self.app, self.broker, self.tracking, self.lease = app, broker, tracking, lease
-        self.batch, self.idle_s, self.retry_s = batch, idle_s, retry_s
+        self.batch, self.idle_s, self.retry_s, self.drain_s = batch, idle_s, retry_s, drain_s
         self.published = 0
 
     def position(self) -> int:
@@ -96,8 +99,9 @@ class OutboxRelay:
         while True:
             self.app.saved.clear()
             try:
-                moved = await self.relay_once() if await self.lease.held() else 0
+                moved = await self._finish_batch() if await self.lease.held() else 0
             except asyncio.CancelledError:
+                await self._drain()
                 raise
             except Exception as exc:
                 log.warning("outbox relay paused %.1fs: %r", delay, exc)
@@ -106,7 +110,11 @@ class OutboxRelay:
                 continue
             delay = self.retry_s
             if not moved:
-                await self._idle()
+                try:
+                    await self._idle()
+                except asyncio.CancelledError:
+                    await self._drain()
+                    raise
 
     async def relay_once(self) -> int:
         """Publish one batch after the recorded position; returns how many events it published."""
@@ -140,6 +148,25 @@ class OutboxRelay:
         finally:
             otel_context.detach(token)
         return future
+
+    async def _finish_batch(self) -> int:
+        """One batch that a shutdown lets finish, so its acks and its position are recorded together."""
+        batch = asyncio.ensure_future(self.relay_once())
+        try:
+            return await asyncio.shield(batch)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await batch
+            raise
+
+    async def _drain(self) -> None:
+        """On shutdown, publish what is already stored, for a bounded time (the rest goes after restart)."""
+        try:
+            async with asyncio.timeout(self.drain_s):
+                while await self.lease.held() and await self.relay_once():
+                    pass
+        except Exception as exc:  # shutting down: whatever is left is published after the restart
+            log.warning("outbox relay stopped before draining: %r", exc)
 
     async def _idle(self) -> None:
         await asyncio.to_thread(self.app.saved.wait, self.idle_s)
