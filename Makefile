@@ -31,11 +31,13 @@ types: .venv/.synced
 test: lint types
 	$(UV) run --locked python -m okr_contracts.schemas check
 	$(UV) run --locked python -m okr_runtime.asyncapi check
+	$(UV) run --locked python -m okr_checkins.openapi check
 	$(UV) run --locked pytest
 
 schemas: .venv/.synced
 	$(UV) run --locked python -m okr_contracts.schemas write
 	$(UV) run --locked python -m okr_runtime.asyncapi write
+	$(UV) run --locked python -m okr_checkins.openapi write
 
 publish-schemas: schemas
 	$(UV) run --locked python -m okr_contracts.schemas publish
