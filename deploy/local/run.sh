@@ -10,10 +10,13 @@ cd "$root"
 export OKR_KAFKA_PORT="${OKR_KAFKA_PORT:-19092}"
 uv_run=(.tools/bin/uv run --locked)
 
+pids=()
 stop_all() {
   trap - INT TERM EXIT
   echo
   echo "stopping okrstream…"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   bash "$here/kafka.sh" stop || true
   echo "stopped."
 }
@@ -29,12 +32,38 @@ fi
 echo "creating topics…"
 "${uv_run[@]}" python -m okr_runtime.admin create-topics
 
+# Development tokens, issued once per checkout; only their hashes are in the tokens file.
+state=".local"
+export OKR_CHECKINS_TOKENS_FILE="$state/checkins-tokens.json"
+if [[ ! -f "$OKR_CHECKINS_TOKENS_FILE" ]]; then
+  mkdir -p "$state"
+  umask 077
+  {
+    echo "cpo@example.com $("${uv_run[@]}" python -m okr_checkins.tokens "$OKR_CHECKINS_TOKENS_FILE" cpo@example.com portfolio_lead)"
+    echo "auditor@example.com $("${uv_run[@]}" python -m okr_checkins.tokens "$OKR_CHECKINS_TOKENS_FILE" auditor@example.com auditor)"
+  } > "$state/dev-tokens.txt"
+fi
+
+checkins_port="${OKR_CHECKINS_HTTP_PORT:-8001}"
+echo "starting checkins on 127.0.0.1:$checkins_port…"
+OKR_HTTP_PORT="$checkins_port" OKR_SQLITE_PATH="${OKR_SQLITE_PATH:-$state/okrstream.sqlite}" OKR_LOG_FORMAT=text \
+  "${uv_run[@]}" python -m okr_checkins &
+pids+=($!)
+for _ in $(seq 1 120); do
+  .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
+    "http://127.0.0.1:$checkins_port/health/ready" 2>/dev/null && break
+  kill -0 "${pids[-1]}" 2>/dev/null || { echo "checkins exited during start-up; see the log above" >&2; exit 1; }
+  sleep 0.5
+done
+
 cat <<INFO
 
 okrstream is running.
   Kafka bootstrap:  $OKR_KAFKA_BOOTSTRAP
   Topics:           docs/topics.md, schemas in contracts/schemas/, AsyncAPI in docs/asyncapi.json
   Broker log:       .local/kafka-$OKR_KAFKA_PORT/
+  Check-in API:     http://127.0.0.1:$checkins_port/docs  (OpenAPI: docs/openapi/checkins.json)
+  Tokens:           .local/dev-tokens.txt  (send as Authorization: Bearer <token>)
 Press Ctrl-C to stop.
 INFO
 while true; do sleep 3600 & wait $!; done
