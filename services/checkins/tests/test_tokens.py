@@ -24,7 +24,7 @@ def test_an_issued_token_authenticates_and_only_its_hash_is_stored(tmp_path: Pat
     auth = Authenticator.from_file(path)
     assert auth(_request(lead)).actor.roles == {TokenRole.PORTFOLIO_LEAD}
     caller = auth(_request(auditor))
-    assert (caller.actor.principal, caller.portfolios) == ("audit@example.com", {"acme"})
+    assert (caller.actor.principal, caller.portfolios) == ("audit@example.com", frozenset({"acme"}))
 
 
 @pytest.mark.parametrize("content", [None, "not json", '{"tokens": [{"sha256": "short", "principal": "x"}]}'])
