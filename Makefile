@@ -42,6 +42,7 @@ schemas: .venv/.synced
 publish-schemas: schemas
 	$(UV) run --locked python -m okr_contracts.schemas publish
 
+bench-checkins: .venv/.synced ; $(UV) run --locked python bench/checkins/run.py
 clean:
 	-bash deploy/local/kafka.sh stop
 	-bash deploy/local/postgres.sh stop

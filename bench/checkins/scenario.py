@@ -24,6 +24,7 @@ REASONS = (
     "Seasonality: November is historically 8% above October for this segment.",
     "We under-estimated the QA effort for the two older Android versions still in use.",
 )
+ANY = frozenset({"*"})
 BLOCKERS = ("Waiting for legal sign-off on the new consent text.", "The staging cluster is shared with two other squads.")
 
 
@@ -76,6 +77,7 @@ def build_scenario(*, portfolios: int, krs_per_portfolio: int, checkins: int, va
 def _portfolio(
     scenario: Scenario, rng: random.Random, pid: str, cpo: str, krs: int
 ) -> tuple[list[Call], list[tuple[str, str, str, float, float]]]:
+    """One portfolio's setup calls (by its lead) and its key results as (portfolio, kr, owner token, baseline, target)."""
     lead_name = f"lead@{pid}.acme.example"
     lead = _token(scenario, lead_name, portfolios=frozenset({pid}))
     owner_tokens = [_token(scenario, f"pm{o}@{pid}.acme.example", portfolios=frozenset({pid})) for o in range(1, 6)]
@@ -114,6 +116,7 @@ def _portfolio(
 
 
 def _checkins(rng: random.Random, krs: list[tuple[str, str, str, float, float]], total: int, value_share: float) -> list[Call]:
+    """Weekly rounds over every key result in a shuffled order, each check-in sent by the key result's owner."""
     calls: list[Call] = []
     week = 0
     while len(calls) < total:
@@ -135,7 +138,8 @@ def _checkins(rng: random.Random, krs: list[tuple[str, str, str, float, float]],
     return calls
 
 
-def _token(scenario: Scenario, principal: str, *, roles: frozenset[Any] = frozenset(), portfolios: frozenset[str] = frozenset({"*"})) -> str:
+def _token(scenario: Scenario, principal: str, *, roles: frozenset[Any] = frozenset(), portfolios: frozenset[str] = ANY) -> str:
+    """A bearer token for `principal`, registered with the scenario's authenticator entries."""
     token = f"bench-token-{principal}"
     scenario.tokens.append(TokenEntry(sha256=hash_token(token), principal=principal, roles=roles, portfolios=portfolios))
     return token

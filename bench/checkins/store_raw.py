@@ -66,7 +66,9 @@ def raw_appends(env: dict[str, str], name: str, shape: Sequence[int], payloads: 
         factory.close()
 
 
-def _writer(recorder: ApplicationRecorder, shape: Sequence[int], payloads: Payloads, barrier: threading.Barrier, errors: list[BaseException]) -> None:
+def _writer(
+    recorder: ApplicationRecorder, shape: Sequence[int], payloads: Payloads, barrier: threading.Barrier, errors: list[BaseException]
+) -> None:
     """One writer: its own stream, one insert (one transaction) per check-in, versions counting up like a portfolio's."""
     stream, version = uuid.uuid4(), 0
     barrier.wait()
