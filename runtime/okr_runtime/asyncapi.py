@@ -21,6 +21,7 @@ from pydantic import Field
 
 from okr_contracts.envelope import Envelope
 from okr_contracts.topics import TOPICS, TopicSpec
+from okr_runtime.docgen import write_or_check
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
 VERSION = "1.0.0"
@@ -73,19 +74,7 @@ def render() -> str:
 
 def main(argv: list[str]) -> int:
     """Command line: write or check the committed document."""
-    command = argv[0] if argv else "check"
-    text = render()
-    if command == "write":
-        DOC_PATH.write_text(text)
-        print(f"wrote {DOC_PATH.name}")
-        return 0
-    if command == "check":
-        if not DOC_PATH.exists() or DOC_PATH.read_text() != text:
-            print(f"out of date: docs/{DOC_PATH.name} (run `make schemas`)")
-            return 1
-        return 0
-    print("usage: python -m okr_runtime.asyncapi write|check", file=sys.stderr)
-    return 2
+    return write_or_check(DOC_PATH, render, argv, label=f"docs/{DOC_PATH.name}", program="okr_runtime.asyncapi")
 
 
 if __name__ == "__main__":

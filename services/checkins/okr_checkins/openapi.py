@@ -16,6 +16,7 @@ from okr_checkins.application import CheckinsApplication
 from okr_checkins.bootstrap import DESCRIPTION
 from okr_checkins.http import install_api
 from okr_checkins.http.auth import Authenticator
+from okr_runtime.docgen import write_or_check
 
 DOC_PATH = Path(__file__).resolve().parents[3] / "docs" / "openapi" / "checkins.json"
 
@@ -37,20 +38,7 @@ def render() -> str:
 
 def main(argv: list[str]) -> int:
     """Command line: write or check the committed document."""
-    command = argv[0] if argv else "check"
-    text = render()
-    if command == "write":
-        DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
-        DOC_PATH.write_text(text)
-        print(f"wrote docs/openapi/{DOC_PATH.name}")
-        return 0
-    if command == "check":
-        if not DOC_PATH.exists() or DOC_PATH.read_text() != text:
-            print(f"out of date: docs/openapi/{DOC_PATH.name} (run `make schemas`)")
-            return 1
-        return 0
-    print("usage: python -m okr_checkins.openapi write|check", file=sys.stderr)
-    return 2
+    return write_or_check(DOC_PATH, render, argv, label=f"docs/openapi/{DOC_PATH.name}", program="okr_checkins.openapi")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from okr_checkins.domain.commands import active_key_result, known
 from okr_checkins.domain.errors import CycleClosed, InvalidCommand, UnknownId
 from okr_checkins.domain.hierarchy import check_link
 from okr_checkins.domain.portfolio import Context, Portfolio
-from okr_checkins.domain.state import KeyResult, PortfolioState
+from okr_checkins.domain.state import KeyResult, Objective, PortfolioState
 from okr_contracts.kr_events import (
     CheckInRecorded,
     CycleScored,
@@ -76,12 +76,7 @@ def change_target(portfolio: Portfolio, ctx: Context, kr_id: str, *, new_target:
 
 def change_weight(portfolio: Portfolio, ctx: Context, node_id: str, *, parent_id: str, new_weight: float, reason: str) -> None:
     """Change a node's weight in one parent's rollup: its link target, or a key result's objective."""
-    state = portfolio.state
-    node = state.node(node_id)
-    if node is None:
-        raise UnknownId(f"no objective or key result {node_id!r} in this portfolio", id=node_id)
-    authorise(state, ctx.actor, Action.CHANGE_WEIGHT, node_id=node_id)
-    portfolio.expect(ctx, node)
+    node = _node_for_change(portfolio, ctx, node_id, Action.CHANGE_WEIGHT)
     if node.link is not None and node.link.parent_id == parent_id:
         old = node.link.weight
     elif isinstance(node, KeyResult) and node.spec.objective_id == parent_id:
@@ -95,11 +90,7 @@ def change_weight(portfolio: Portfolio, ctx: Context, node_id: str, *, parent_id
 def change_link(portfolio: Portfolio, ctx: Context, node_id: str, *, new_link: Link | None, reason: str) -> None:
     """Add, move or remove a node's contributes-to link."""
     state = portfolio.state
-    node = state.node(node_id)
-    if node is None:
-        raise UnknownId(f"no objective or key result {node_id!r} in this portfolio", id=node_id)
-    authorise(state, ctx.actor, Action.CHANGE_LINK, node_id=node_id)
-    portfolio.expect(ctx, node)
+    node = _node_for_change(portfolio, ctx, node_id, Action.CHANGE_LINK)
     if isinstance(node, KeyResult) and node.is_retired:
         active_key_result(state, node_id)
     if new_link is not None:
@@ -177,6 +168,15 @@ def _partition(open_krs: list[str], carry: list[str], retire: list[str], default
         )
     carried = [kr for kr in open_krs if kr in carry or (kr in undecided and default == "carry")]
     return carried, [kr for kr in open_krs if kr not in carried]
+
+
+def _node_for_change(portfolio: Portfolio, ctx: Context, node_id: str, action: Action) -> Objective | KeyResult:
+    node = portfolio.state.node(node_id)
+    if node is None:
+        raise UnknownId(f"no objective or key result {node_id!r} in this portfolio", id=node_id)
+    authorise(portfolio.state, ctx.actor, action, node_id=node_id)
+    portfolio.expect(ctx, node)
+    return node
 
 
 def _for_change(portfolio: Portfolio, ctx: Context, kr_id: str, action: Action | None) -> KeyResult:
