@@ -11,6 +11,7 @@ it expected (If-Match) gets a `VersionConflict` instead.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -21,11 +22,10 @@ from typing import Any
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
-from okr_checkins.domain.access import Actor
 from okr_checkins.domain.bindings import MetricBinding, binding_uuid
 from okr_checkins.domain.commands import known
 from okr_checkins.domain.errors import AlreadyDefined, DomainError, IdempotencyKeyReused, UnknownId
-from okr_checkins.domain.portfolio import Context, Portfolio, RequestRef, portfolio_uuid
+from okr_checkins.domain.portfolio import Context, Portfolio, Request, portfolio_uuid
 from okr_checkins.domain.state import KeyResult, PortfolioState, RecordedEvent
 
 log = logging.getLogger(__name__)
@@ -47,19 +47,6 @@ class CommandResult:
     portfolio_id: str
     events: tuple[RecordedEvent, ...]
     replayed: bool = False
-
-
-@dataclass(frozen=True)
-class Request:
-    """Who sends a command and how: the actor, an optional idempotency key and expected version."""
-
-    actor: Actor
-    idempotency: RequestRef | None = None
-    expected_version: int | None = None
-    occurred_at: datetime | None = None
-    causation_id: str | None = None
-    producer: str = "checkins"
-    trace: dict[str, str] | None = None
 
 
 class CheckinsApplication(Application[Any]):
@@ -202,16 +189,7 @@ class CheckinsApplication(Application[Any]):
         return CommandResult(state.portfolio_id, tuple(memo.events), replayed=True)
 
     def _context(self, request: Request) -> Context:
-        return Context(
-            actor=request.actor,
-            now=self.clock(),
-            producer=request.producer,
-            occurred_at=request.occurred_at,
-            request=request.idempotency,
-            expected_version=request.expected_version,
-            causation_id=request.causation_id,
-            trace=request.trace,
-        )
+        return Context(now=self.clock(), **{f.name: getattr(request, f.name) for f in dataclasses.fields(request)})
 
     def _lock(self, portfolio_id: str) -> threading.Lock:
         with self._locks_guard:

@@ -13,11 +13,11 @@ import asyncio
 import functools
 import logging
 
-from okr_checkins.application import CheckinsApplication, Request
+from okr_checkins.application import CheckinsApplication
 from okr_checkins.domain.access import Actor, TokenRole
 from okr_checkins.domain.errors import RetiredKeyResult, UnknownId
 from okr_checkins.domain.key_results import record_value
-from okr_checkins.domain.portfolio import Context, Portfolio
+from okr_checkins.domain.portfolio import Context, Portfolio, Request
 from okr_contracts.envelope import Envelope, EventPayload
 from okr_contracts.metrics import KpiSampled
 from okr_runtime.consumer import Delivery, Rejected

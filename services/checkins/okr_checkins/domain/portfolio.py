@@ -40,17 +40,23 @@ class RequestRef:
 
 
 @dataclass(frozen=True)
-class Context:
-    """Who runs a command, when, and under which request."""
+class Request:
+    """Who sends a command and how: the actor, an optional idempotency key and expected version, and provenance."""
 
     actor: Actor
-    now: datetime
-    producer: str = "checkins"
-    occurred_at: datetime | None = None
-    request: RequestRef | None = None
+    idempotency: RequestRef | None = None
     expected_version: int | None = None
+    occurred_at: datetime | None = None
     causation_id: str | None = None
+    producer: str = "checkins"
     trace: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Context(Request):
+    """A request at the moment it runs."""
+
+    now: datetime
 
 
 def payload_of(record: dict[str, Any]) -> KrEvent:
@@ -151,8 +157,8 @@ def _iso(moment: datetime) -> str:
 
 def _meta(ctx: Context) -> dict[str, Any] | None:
     meta: dict[str, Any] = {}
-    if ctx.request is not None:
-        meta.update(request_key=ctx.request.key, request_fingerprint=ctx.request.fingerprint)
+    if ctx.idempotency is not None:
+        meta.update(request_key=ctx.idempotency.key, request_fingerprint=ctx.idempotency.fingerprint)
     if ctx.causation_id is not None:
         meta["causation_id"] = ctx.causation_id
     if ctx.trace:

@@ -2,7 +2,6 @@
 
 # Without `from __future__ import annotations`: FastAPI must resolve the router-local `Who` alias when routes are defined.
 
-import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -13,6 +12,9 @@ from fastapi.responses import StreamingResponse
 
 from okr_checkins.application import CheckinsApplication
 from okr_checkins.domain.access import TokenRole
+from okr_checkins.domain.chain import canonical_json
+from okr_checkins.domain.commands import known
+from okr_checkins.domain.errors import NotPermitted
 from okr_checkins.http.auth import Authenticator, Caller
 from okr_checkins.views import key_result_view, portfolio_view
 from okr_runtime.problems import Problem
@@ -38,12 +40,7 @@ def read_router(app: CheckinsApplication, auth: Authenticator) -> APIRouter:
                 raise Problem(422, "Invalid request", "as_of needs a time zone, e.g. 2026-08-12T09:30:00Z")
             past, position = app.key_result_as_of(portfolio_id, kr_id, as_of)
             return {**key_result_view(past), "as_of": as_of.isoformat(), "as_of_position": position}
-        state = app.portfolio(portfolio_id).state
-        kr = state.key_results.get(kr_id)
-        if kr is None:
-            raise Problem(
-                404, "Not Found", f"no key result {kr_id!r} in portfolio {portfolio_id}", type_="urn:okrstream:problem:unknown-id"
-            )
+        kr = known(app.portfolio(portfolio_id).state.key_results, kr_id, "key result")
         response.headers["ETag"] = f'"{kr.version}"'
         return key_result_view(kr)
 
@@ -64,9 +61,7 @@ def read_router(app: CheckinsApplication, auth: Authenticator) -> APIRouter:
         caller.check_scope(portfolio_id)
         state = (await run_in_threadpool(app.portfolio, portfolio_id)).state
         if TokenRole.AUDITOR not in caller.actor.roles and caller.actor.principal != state.settings.owner:
-            raise Problem(
-                403, "Forbidden", "only the portfolio lead or an auditor may export the history", type_="urn:okrstream:problem:forbidden"
-            )
+            raise NotPermitted("only the portfolio lead or an auditor may export the history", action="export the history")
         headers = {"Content-Disposition": f'attachment; filename="{portfolio_id}.history.jsonl"'}
         return StreamingResponse(_lines(app, portfolio_id), media_type=JSON_LINES, headers=headers)
 
@@ -75,4 +70,4 @@ def read_router(app: CheckinsApplication, auth: Authenticator) -> APIRouter:
 
 def _lines(app: CheckinsApplication, portfolio_id: str) -> Iterator[bytes]:
     for record in app.records(portfolio_id):
-        yield json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        yield canonical_json(record) + b"\n"

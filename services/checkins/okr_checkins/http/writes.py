@@ -9,7 +9,6 @@ the node has moved on since the client read it.
 # Without `from __future__ import annotations`: FastAPI must resolve the router-local `Who` alias when routes are defined.
 
 import hashlib
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,9 +17,10 @@ from opentelemetry import propagate
 from pydantic import BaseModel
 
 from okr_checkins.application import CheckinsApplication, Command, CommandResult
-from okr_checkins.application import Request as CommandRequest
 from okr_checkins.domain import commands as c
 from okr_checkins.domain import key_results as k
+from okr_checkins.domain.chain import canonical_json
+from okr_checkins.domain.portfolio import Request as CommandRequest
 from okr_checkins.domain.portfolio import RequestRef
 from okr_checkins.http import bodies as b
 from okr_checkins.http.auth import Authenticator, Caller
@@ -122,8 +122,8 @@ def _command_request(http: Request, caller: Caller, body: BaseModel) -> CommandR
     if key is not None:
         if not key.strip() or len(key) > MAX_KEY_LENGTH:
             raise Problem(400, "Bad Idempotency-Key", f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
-        canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        fingerprint = hashlib.sha256(f"{http.method} {http.url.path}\n{canonical}".encode()).hexdigest()
+        request_line = f"{http.method} {http.url.path}\n".encode()
+        fingerprint = hashlib.sha256(request_line + canonical_json(body.model_dump(mode="json"))).hexdigest()
         idempotency = RequestRef(f"{caller.actor.principal}\x1f{key}", fingerprint)
     trace: dict[str, str] = {}
     propagate.inject(trace)  # the outbox publishes in this request's trace
