@@ -168,19 +168,23 @@ def test_kpi_samples_become_values_once_and_unknown_metrics_are_dead_lettered(
     settings = settings_for(kafka_bootstrap, store, tmp_path, unique)
     at = datetime(2026, 8, 20, tzinfo=UTC)
     sample = Envelope.wrap(KpiSampled(metric=metric, value=3.9, unit="%", observed_at=at, source="sql:warehouse"), producer="connectors")
+    later = Envelope.wrap(
+        KpiSampled(metric=metric, value=3.8, unit="%", observed_at=at.replace(day=21), source="sql:warehouse"), producer="connectors"
+    )
     unknown = Envelope.wrap(KpiSampled(metric=f"nps-{unique}", value=41, observed_at=at, source="http:survey"), producer="connectors")
     with running(settings) as client:
         seed(client, pid, metric)
-        for envelope in (sample, sample, unknown):
+        # same metric, same partition: once `later` is the value, the duplicate before it was consumed too
+        for envelope in (sample, sample, later, unknown):
             publish(kafka_bootstrap, "okr.metrics.v1", envelope.data.metric, envelope)
         dead = consume(kafka_bootstrap, dead_letter_topic(settings.kpi_group), lambda seen: any(_names(r, unknown) for r in seen))
         deadline = time.monotonic() + 30
-        while client.get(f"/v1/portfolios/{pid}/key-results/churn", headers=_headers("pm.ana")).json()["value"] != 3.9:
-            assert time.monotonic() < deadline, "the sample never became the key result's value"
+        while client.get(f"/v1/portfolios/{pid}/key-results/churn", headers=_headers("pm.ana")).json()["value"] != 3.8:
+            assert time.monotonic() < deadline, "the samples never became the key result's value"
             time.sleep(0.2)
         values = [r for r in export(client, pid) if r["type"] == "ValueObserved"]
-    assert len(values) == 1
-    assert values[0]["data"]["source"] == "sql:warehouse"
+    assert [v["data"]["value"] for v in values] == [3.9, 3.8]
+    assert {v["data"]["source"] for v in values} == {"sql:warehouse"}
     reason = next(dict(r.headers)[Headers.DLQ_REASON].decode() for r in dead if _names(r, unknown))
     assert reason == f"Rejected: no key result is bound to metric 'nps-{unique}'"
 
