@@ -147,6 +147,9 @@ class ObjectiveDefined(KrEvent):
     team_id: Id | None = Field(default=None, description="Owning team or squad, if any.")
     tags: tuple[str, ...] = Field(default=(), description="Tags, e.g. AARRR stage or run/grow/transform.")
     contributes_to: Link | None = Field(default=None, description="Node one tier above it contributes to.")
+    rollup_method: RollupMethod | None = Field(
+        default=None, description="Method for this node's own rollup when the portfolio allows mixing; none follows the portfolio."
+    )
 
 
 class KeyResultDefined(KrEvent):
@@ -167,6 +170,9 @@ class KeyResultDefined(KrEvent):
     kpi_binding: Id | None = Field(default=None, description="Metric key whose samples on okr.metrics.v1 become its values.")
     weight: Weight = Field(default=1.0, description="Weight within its objective.")
     contributes_to: Link | None = Field(default=None, description="Node one tier above it contributes to.")
+    rollup_method: RollupMethod | None = Field(
+        default=None, description="Method for rolling up its contributors when the portfolio allows mixing; none follows the portfolio."
+    )
 
 
 class CheckInRecorded(KrEvent):
