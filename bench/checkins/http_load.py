@@ -27,7 +27,7 @@ from scenario import Call
 
 from okr_checkins.application import CheckinsApplication
 from okr_checkins.http import install_api
-from okr_checkins.http.auth import Authenticator, TokenEntry
+from okr_runtime.auth import Authenticator, TokenEntry
 from okr_runtime.problems import install_problem_handlers
 from okr_runtime.telemetry import Telemetry
 

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from okr_checkins.http.auth import TokenEntry, hash_token
+from okr_runtime.auth import TokenEntry, hash_token
 
 CYCLE = {"cycle_id": "2026-q4", "name": "Q4 2026", "starts_on": "2026-10-01", "ends_on": "2026-12-31"}
 PRODUCTS = ("checkout", "search", "onboarding", "mobile-app", "billing", "analytics")

@@ -39,8 +39,8 @@ if [[ ! -f "$OKR_CHECKINS_TOKENS_FILE" ]]; then
   mkdir -p "$state"
   umask 077
   {
-    echo "cpo@example.com $("${uv_run[@]}" python -m okr_checkins.tokens "$OKR_CHECKINS_TOKENS_FILE" cpo@example.com portfolio_lead)"
-    echo "auditor@example.com $("${uv_run[@]}" python -m okr_checkins.tokens "$OKR_CHECKINS_TOKENS_FILE" auditor@example.com auditor)"
+    echo "cpo@example.com $("${uv_run[@]}" python -m okr_runtime.tokens "$OKR_CHECKINS_TOKENS_FILE" cpo@example.com portfolio_lead)"
+    echo "auditor@example.com $("${uv_run[@]}" python -m okr_runtime.tokens "$OKR_CHECKINS_TOKENS_FILE" auditor@example.com auditor)"
   } > "$state/dev-tokens.txt"
 fi
 

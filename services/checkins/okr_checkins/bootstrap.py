@@ -8,12 +8,12 @@ from fastapi import FastAPI
 
 from okr_checkins.application import CheckinsApplication, Clock
 from okr_checkins.http import install_api
-from okr_checkins.http.auth import Authenticator
 from okr_checkins.kpi import KpiRecorder
 from okr_checkins.lease import PostgresLease, lock_key
 from okr_checkins.outbox import Lease, OutboxRelay, SingleProcessLease, tracking_recorder
 from okr_checkins.settings import CheckinsSettings
 from okr_contracts.topics import topic
+from okr_runtime.auth import Authenticator
 from okr_runtime.consumer import subscribe
 from okr_runtime.eventstore import ensure_schema, event_store_env
 from okr_runtime.kafka import create_broker
@@ -27,7 +27,7 @@ of the portfolio's append-only, hash-chained history, published to `okr.kr-event
 
 def create_app(settings: CheckinsSettings, *, clock: Clock | None = None, telemetry: Telemetry | None = None) -> FastAPI:
     """The check-in service as one FastAPI app: HTTP API, outbox relay and KPI consumer."""
-    auth = Authenticator.from_file(settings.tokens_file)
+    auth = Authenticator.from_file(settings.tokens_file, "OKR_CHECKINS_TOKENS_FILE")
     telemetry = telemetry or create_telemetry(settings)
     broker = create_broker(settings, telemetry)
     ensure_schema(settings)

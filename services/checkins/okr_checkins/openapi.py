@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from okr_checkins.application import CheckinsApplication
 from okr_checkins.bootstrap import DESCRIPTION
 from okr_checkins.http import install_api
-from okr_checkins.http.auth import Authenticator
+from okr_runtime.auth import Authenticator
 from okr_runtime.docgen import write_or_check
 
 DOC_PATH = Path(__file__).resolve().parents[3] / "docs" / "openapi" / "checkins.json"

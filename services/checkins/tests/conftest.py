@@ -16,9 +16,8 @@ from fastapi.testclient import TestClient
 from psycopg import sql
 
 from okr_checkins.application import CheckinsApplication
-from okr_checkins.domain.access import TokenRole
 from okr_checkins.http import install_api
-from okr_checkins.http.auth import Authenticator, TokenEntry, hash_token
+from okr_runtime.auth import Authenticator, TokenEntry, TokenRole, hash_token
 from okr_runtime.problems import install_problem_handlers
 
 PRINCIPALS: dict[str, frozenset[TokenRole]] = {

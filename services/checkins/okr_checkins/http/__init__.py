@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from okr_checkins.application import CheckinsApplication
-from okr_checkins.http.auth import Authenticator
 from okr_checkins.http.errors import install_domain_errors
 from okr_checkins.http.reads import read_router
 from okr_checkins.http.writes import write_router
+from okr_runtime.auth import Authenticator
 
 
 def install_api(app: FastAPI, checkins: CheckinsApplication, auth: Authenticator) -> None:

@@ -1,95 +1,11 @@
-"""Bearer tokens mapped to principals and roles, configured in a file (never in code).
-
-The file holds SHA-256 hashes of the tokens, not the tokens, so it can be read
-by operators without disclosing credentials::
-
-    {"tokens": [{"sha256": "…", "principal": "ana@example.com", "roles": [], "portfolios": ["acme"]}]}
-
-``roles`` may hold ``portfolio_lead`` (may create portfolios), ``auditor``
-(read-only) and ``connector``; every other role follows from the model.
-``portfolios`` limits the token to those portfolios (``["*"]``, the default, is all).
-"""
+"""The check-in API's callers: authenticated by the shared bearer tokens (`okr_runtime.auth`), acting as the domain's actors."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
-
-from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from okr_checkins.domain.access import Actor, TokenRole
-from okr_contracts.types import Principal
-from okr_runtime.problems import Problem
+from okr_runtime.auth import Caller
 
 
-class TokenConfigError(ValueError):
-    """The tokens file is missing or malformed."""
-
-
-class TokenEntry(BaseModel):
-    """One configured bearer token."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the token.")
-    principal: Principal = Field(description="Who the token authenticates.")
-    roles: frozenset[TokenRole] = Field(default=frozenset(), description="Roles beyond those the model gives the principal.")
-    portfolios: frozenset[str] = Field(default=frozenset({"*"}), description="Portfolios the token may reach.")
-
-
-class TokenFile(BaseModel):
-    """The tokens file."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    tokens: list[TokenEntry]
-
-
-@dataclass(frozen=True)
-class Caller:
-    """An authenticated request's actor and the portfolios it may reach."""
-
-    actor: Actor
-    portfolios: frozenset[str]
-
-    def check_scope(self, portfolio_id: str) -> None:
-        """Refuse a portfolio the token does not reach."""
-        if "*" not in self.portfolios and portfolio_id not in self.portfolios:
-            raise Problem(403, "Forbidden", f"this token does not reach portfolio {portfolio_id}")
-
-
-def hash_token(token: str) -> str:
-    """The hex SHA-256 of a token, as the tokens file stores it."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-class Authenticator:
-    """Resolves `Authorization: Bearer …` to a caller."""
-
-    def __init__(self, entries: Iterable[TokenEntry]) -> None:
-        self._by_hash = {entry.sha256: entry for entry in entries}
-
-    @classmethod
-    def from_file(cls, path: Path | None) -> Authenticator:
-        """Load the tokens file; a service without tokens would refuse everyone, so it will not start."""
-        if path is None:
-            raise TokenConfigError("OKR_CHECKINS_TOKENS_FILE is not set; the API needs bearer tokens (see docs/checkins.md)")
-        try:
-            parsed = TokenFile.model_validate(json.loads(path.read_text()))
-        except (OSError, ValueError, ValidationError) as exc:
-            raise TokenConfigError(f"cannot use tokens file {path}: {exc}") from exc
-        return cls(parsed.tokens)
-
-    def __call__(self, request: Request) -> Caller:
-        """FastAPI dependency: the caller, or a 401 problem."""
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        entry = self._by_hash.get(hash_token(token.strip())) if scheme.lower() == "bearer" and token.strip() else None
-        if entry is None:
-            raise Problem(
-                401, "Unauthorized", "send a valid token as `Authorization: Bearer <token>`", headers={"WWW-Authenticate": "Bearer"}
-            )
-        return Caller(Actor(entry.principal, entry.roles), entry.portfolios)
+def actor_of(caller: Caller) -> Actor:
+    """The domain actor an authenticated caller stands for, its token's roles named as the domain names them."""
+    return Actor(caller.principal, frozenset(TokenRole(role.value) for role in caller.roles))

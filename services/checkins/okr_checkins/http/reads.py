@@ -15,8 +15,9 @@ from okr_checkins.domain.access import TokenRole
 from okr_checkins.domain.chain import canonical_json
 from okr_checkins.domain.commands import known
 from okr_checkins.domain.errors import NotPermitted
-from okr_checkins.http.auth import Authenticator, Caller
+from okr_checkins.http.auth import actor_of
 from okr_checkins.views import key_result_view, portfolio_view
+from okr_runtime.auth import Authenticator, Caller
 from okr_runtime.problems import Problem
 
 JSON_LINES = "application/jsonl"
@@ -60,7 +61,8 @@ def read_router(app: CheckinsApplication, auth: Authenticator) -> APIRouter:
     async def export(caller: Who, portfolio_id: str) -> StreamingResponse:
         caller.check_scope(portfolio_id)
         state = (await run_in_threadpool(app.portfolio, portfolio_id)).state
-        if TokenRole.AUDITOR not in caller.actor.roles and caller.actor.principal != state.settings.owner:
+        actor = actor_of(caller)
+        if TokenRole.AUDITOR not in actor.roles and actor.principal != state.settings.owner:
             raise NotPermitted("only the portfolio lead or an auditor may export the history", action="export the history")
         headers = {"Content-Disposition": f'attachment; filename="{portfolio_id}.history.jsonl"'}
         return StreamingResponse(_lines(app, portfolio_id), media_type=JSON_LINES, headers=headers)

@@ -23,7 +23,8 @@ from okr_checkins.domain.chain import canonical_json
 from okr_checkins.domain.portfolio import Request as CommandRequest
 from okr_checkins.domain.portfolio import RequestRef
 from okr_checkins.http import bodies as b
-from okr_checkins.http.auth import Authenticator, Caller
+from okr_checkins.http.auth import actor_of
+from okr_runtime.auth import Authenticator, Caller
 from okr_runtime.problems import Problem
 
 MAX_KEY_LENGTH = 255
@@ -124,11 +125,11 @@ def _command_request(http: Request, caller: Caller, body: BaseModel) -> CommandR
             raise Problem(400, "Bad Idempotency-Key", f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
         request_line = f"{http.method} {http.url.path}\n".encode()
         fingerprint = hashlib.sha256(request_line + canonical_json(body.model_dump(mode="json"))).hexdigest()
-        idempotency = RequestRef(f"{caller.actor.principal}\x1f{key}", fingerprint)
+        idempotency = RequestRef(f"{caller.principal}\x1f{key}", fingerprint)
     trace: dict[str, str] = {}
     propagate.inject(trace)  # the outbox publishes in this request's trace
     return CommandRequest(
-        caller.actor,
+        actor_of(caller),
         idempotency=idempotency,
         expected_version=_if_match(http),
         occurred_at=getattr(body, "occurred_at", None),

@@ -1,4 +1,4 @@
-"""Issue a bearer token: ``python -m okr_checkins.tokens FILE PRINCIPAL [ROLE ...] [--portfolio ID ...]``.
+"""Issue a bearer token: ``python -m okr_runtime.tokens FILE PRINCIPAL [ROLE ...] [--portfolio ID ...]``.
 
 Adds the token's SHA-256 to the tokens file (creating it) and prints the token
 once; only the hash is stored.
@@ -12,8 +12,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from okr_checkins.domain.access import TokenRole
-from okr_checkins.http.auth import TokenEntry, TokenFile, hash_token
+from okr_runtime.auth import TokenEntry, TokenFile, TokenRole, hash_token
 
 
 def issue(path: Path, principal: str, roles: list[str], portfolios: list[str]) -> str:
@@ -33,7 +32,7 @@ def issue(path: Path, principal: str, roles: list[str], portfolios: list[str]) -
 
 def main(argv: list[str]) -> int:
     """Command line."""
-    parser = argparse.ArgumentParser(prog="python -m okr_checkins.tokens", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m okr_runtime.tokens", description=__doc__)
     parser.add_argument("file", type=Path)
     parser.add_argument("principal")
     parser.add_argument("roles", nargs="*", choices=[r.value for r in TokenRole])
