@@ -44,17 +44,26 @@ if [[ ! -f "$OKR_CHECKINS_TOKENS_FILE" ]]; then
   } > "$state/dev-tokens.txt"
 fi
 
+# start_service NAME PORT MODULE [VAR=VALUE…]: start a service in the background and wait until it is ready.
+start_service() {
+  local name="$1" port="$2" module="$3"
+  shift 3
+  echo "starting $name on 127.0.0.1:$port…"
+  env OKR_HTTP_PORT="$port" OKR_LOG_FORMAT=text "$@" "${uv_run[@]}" python -m "$module" &
+  pids+=($!)
+  for _ in $(seq 1 120); do
+    .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
+      "http://127.0.0.1:$port/health/ready" 2>/dev/null && return 0
+    kill -0 "${pids[-1]}" 2>/dev/null || { echo "$name exited during start-up; see the log above" >&2; exit 1; }
+    sleep 0.5
+  done
+}
+
 checkins_port="${OKR_CHECKINS_HTTP_PORT:-8001}"
-echo "starting checkins on 127.0.0.1:$checkins_port…"
-OKR_HTTP_PORT="$checkins_port" OKR_SQLITE_PATH="${OKR_SQLITE_PATH:-$state/okrstream.sqlite}" OKR_LOG_FORMAT=text \
-  "${uv_run[@]}" python -m okr_checkins &
-pids+=($!)
-for _ in $(seq 1 120); do
-  .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
-    "http://127.0.0.1:$checkins_port/health/ready" 2>/dev/null && break
-  kill -0 "${pids[-1]}" 2>/dev/null || { echo "checkins exited during start-up; see the log above" >&2; exit 1; }
-  sleep 0.5
-done
+rollup_port="${OKR_ROLLUP_HTTP_PORT:-8002}"
+start_service checkins "$checkins_port" okr_checkins OKR_SQLITE_PATH="${OKR_SQLITE_PATH:-$state/okrstream.sqlite}"
+start_service rollup "$rollup_port" okr_rollup OKR_ROLLUP_TOKENS_FILE="$OKR_CHECKINS_TOKENS_FILE" \
+  OKR_ROLLUP_SQLITE_PATH="${OKR_ROLLUP_SQLITE_PATH:-$state/rollup.sqlite}"
 
 cat <<INFO
 
@@ -63,6 +72,7 @@ okrstream is running.
   Topics:           docs/topics.md, schemas in contracts/schemas/, AsyncAPI in docs/asyncapi.json
   Broker log:       .local/kafka-$OKR_KAFKA_PORT/
   Check-in API:     http://127.0.0.1:$checkins_port/docs  (OpenAPI: docs/openapi/checkins.json)
+  Scores API:       http://127.0.0.1:$rollup_port/docs  (OpenAPI: docs/openapi/rollup.json; rules: docs/scoring.md)
   Tokens:           .local/dev-tokens.txt  (send as Authorization: Bearer <token>)
 Press Ctrl-C to stop.
 INFO

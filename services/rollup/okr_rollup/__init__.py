@@ -1,0 +1,1 @@
+"""okrstream rollup: live, explainable scores for every node of the portfolio."""

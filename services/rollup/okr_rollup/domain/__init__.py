@@ -1,0 +1,1 @@
+"""Scoring rules and the per-portfolio projection: pure, no I/O."""

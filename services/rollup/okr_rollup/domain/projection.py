@@ -1,0 +1,198 @@
+"""One portfolio's live scores, projected event by event from the key-result history.
+
+Incremental: an event recomputes the nodes it touched and their ancestors, lowest
+tier first, nothing else. Idempotent: an aggregate version seen before changes
+nothing. A score record is produced only when what it says changes (score,
+confidence, status, derivation or placement), never merely because time passed;
+its envelope is derived from the history event (id, times), so replaying the same
+history gives byte-identical records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from okr_contracts.envelope import Envelope, EventPayload
+from okr_contracts.kr_events import KeyResultKind, KrEvent, RollupMethod
+from okr_contracts.scores import NodeKind, NodeScored
+from okr_rollup.domain import scoring
+from okr_rollup.domain.errors import MixedMethodsRefused
+from okr_rollup.domain.scoring import Contribution, Score
+from okr_rollup.domain.tree import Node, Tree
+
+PRODUCER = "rollup"
+SCORE_ID_NAMESPACE = uuid.UUID("5c0e5b1e-7a52-4d7e-9d55-0d1a0a1e2b3c")
+VOLATILE = frozenset({"as_of", "source_event_id"})
+
+
+@dataclass(frozen=True)
+class Computed:
+    """What a node's parents need of its score."""
+
+    score: Score
+    mixed: bool
+
+
+@dataclass(frozen=True)
+class ScoreRecord:
+    """A score record ready to store and publish: the node, its envelope's bytes, and the envelope."""
+
+    node_id: str
+    value: bytes
+    envelope: Envelope[NodeScored]
+
+
+def canonical(data: Any) -> bytes:
+    """Canonical JSON: sorted keys, no spaces, UTF-8, floats as Python's shortest round-trip repr."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+class PortfolioProjection:
+    """The scores of every node of one portfolio."""
+
+    def __init__(self, portfolio_id: str) -> None:
+        self.tree = Tree(portfolio_id)
+        self.computed: dict[str, Computed] = {}
+        self.published: dict[str, bytes] = {}
+        self.events = 0
+
+    def apply(self, envelope: Envelope[EventPayload]) -> list[ScoreRecord] | None:
+        """Apply one history event; the records it changes, or None for a redelivery (nothing changes).
+
+        Raises :class:`~okr_rollup.domain.errors.ScoringRefused` for an event that would
+        leave a node unscorable; the projection is then exactly as before.
+        """
+        event = envelope.data
+        if not isinstance(event, KrEvent):
+            raise TypeError(f"the projection takes okr.kr-events.v1 events, not {envelope.type}")
+        if self.tree.is_duplicate(event):
+            return None
+        self.tree.begin()
+        try:
+            order = self._ancestry(self.tree.evolve(event))
+            fresh: dict[str, Computed] = {}
+            for node in order:
+                fresh[node.node_id] = self._compute(node, fresh)
+        except Exception:
+            self.tree.rollback()
+            raise
+        self.tree.commit()
+        self.computed.update(fresh)
+        self.events += 1
+        return [r for node in order if (r := self._record(node, envelope)) is not None]
+
+    def _ancestry(self, touched: set[str]) -> list[Node]:
+        """The touched defined nodes and all their ancestors, children before parents."""
+        seen: dict[str, Node] = {}
+        frontier = list(touched)
+        while frontier:
+            node = self.tree.node(frontier.pop())
+            if node is not None and node.node_id not in seen:
+                seen[node.node_id] = node
+                frontier.extend(node.parents())
+        return sorted(seen.values(), key=lambda n: (-n.tier, n.is_objective, n.node_id))
+
+    def _compute(self, node: Node, fresh: dict[str, Computed]) -> Computed:
+        method = self._method(node)
+        kids: list[Contribution] = []
+        mixed = method is not self.tree.settings["rollup_method"]
+        for child_id, weight in self.tree.children.get(node.node_id, {}).items():
+            child = self.tree.node(child_id)
+            found = fresh.get(child_id) or self.computed.get(child_id)
+            if child is None or child.retired or found is None:
+                continue
+            kids.append(found.score.contribution(child_id, weight))
+            mixed = mixed or found.mixed
+        score = self._score(node, method, kids)
+        return Computed(score, mixed and self.tree.settings["allow_mixed_methods"])
+
+    def _method(self, node: Node) -> RollupMethod:
+        settings = self.tree.settings
+        portfolio_method: RollupMethod = settings["rollup_method"]
+        if node.method is None or node.method is portfolio_method:
+            return portfolio_method
+        if not settings["allow_mixed_methods"]:
+            raise MixedMethodsRefused(
+                f"{node.node_id} rolls up by {node.method.value} but the portfolio uses {portfolio_method.value} "
+                "and does not allow mixed methods"
+            )
+        return node.method
+
+    def _score(self, node: Node, method: RollupMethod, kids: list[Contribution]) -> Score:
+        hit = float(self.tree.settings["say_do_hit_threshold"])
+        if node.is_objective:
+            return scoring.score_objective(method, kids, hit_threshold=hit)
+        if node.retired:
+            return scoring.retired()
+        if node.kind is KeyResultKind.THRESHOLD:
+            return scoring.score_threshold(
+                node.node_id, target=node.target, direction=node.direction, unit=node.unit, value=node.value, confidence=node.confidence
+            )
+        if method is RollupMethod.KPI and (kids or node.kind is KeyResultKind.DERIVED):
+            return scoring.score_kpi(
+                node.node_id, unit=node.unit, baseline=node.baseline, target=node.target, children=kids, own_confidence=node.confidence
+            )
+        if node.kind is KeyResultKind.METRIC:
+            return scoring.score_metric(
+                node.node_id, baseline=node.baseline, target=node.target, unit=node.unit, value=node.value, confidence=node.confidence
+            )
+        if method is RollupMethod.SAY_DO:
+            return scoring.score_say_do(kids, hit_threshold=hit, own_confidence=node.confidence)
+        return scoring.score_weighted(kids, own_confidence=node.confidence)
+
+    def _record(self, node: Node, source: Envelope[EventPayload]) -> ScoreRecord | None:
+        computed = self.computed[node.node_id]
+        payload = self._payload(node, computed, source)
+        content = payload.model_dump(mode="json", exclude=set(VOLATILE))
+        digest = hashlib.blake2b(canonical(content), digest_size=16).digest()
+        if self.published.get(node.node_id) == digest:
+            return None
+        self.published[node.node_id] = digest
+        envelope: Envelope[NodeScored] = Envelope.wrap(
+            payload,
+            producer=PRODUCER,
+            occurred_at=source.recorded_at,
+            recorded_at=source.recorded_at,
+            event_id=uuid.uuid5(SCORE_ID_NAMESPACE, f"{self.tree.portfolio_id}/{node.node_id}/{source.event_id}"),
+        )
+        return ScoreRecord(node.node_id, canonical(envelope.as_json()), envelope)
+
+    def _payload(self, node: Node, computed: Computed, source: Envelope[EventPayload]) -> NodeScored:
+        score = computed.score
+        return NodeScored(
+            portfolio_id=self.tree.portfolio_id,
+            node_id=node.node_id,
+            node_kind=NodeKind.OBJECTIVE if node.is_objective else NodeKind.KEY_RESULT,
+            tier=node.tier,
+            cycle_id=node.cycle_id,
+            title=node.title,
+            product_id=node.product_id or self._objective_product(node),
+            objective_id=node.objective_id,
+            contributes_to=node.link.parent_id if node.link else None,
+            status=score.status,
+            progress=score.progress,
+            raw_progress=score.raw_progress,
+            confidence=score.confidence,
+            mixed_methods=computed.mixed,
+            derivation=score.derivation,
+            scoring_rules_version=scoring.RULES_VERSION,
+            as_of=source.recorded_at,
+            source_event_id=str(source.event_id),
+        )
+
+    def _objective_product(self, node: Node) -> str | None:
+        objective = self.tree.node(node.objective_id) if node.objective_id else None
+        return objective.product_id if objective else None
+
+
+def replay(portfolio_id: str, envelopes: Iterable[Envelope[EventPayload]]) -> PortfolioProjection:
+    """A projection rebuilt from a history, oldest first (what a restart and an audit do)."""
+    projection = PortfolioProjection(portfolio_id)
+    for envelope in envelopes:
+        projection.apply(envelope)
+    return projection

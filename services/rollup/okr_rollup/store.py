@@ -1,0 +1,207 @@
+"""Where the rollup keeps what it applied and what it scored: SQLite by default, PostgreSQL in production.
+
+Two tables. ``rollup_inputs`` holds each applied history event per portfolio in
+order (``seq``), so a projection is rebuilt by replaying them; the primary key
+(portfolio, seq) makes two replicas that both think they own a portfolio collide
+instead of diverging. ``rollup_scores`` holds every score record produced, with
+the history event that produced it: it answers "as of" and trend queries, and is
+the outbox for ``okr.scores.v1`` (``published`` is set once Kafka acknowledged).
+An event's input row and its score rows are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from okr_rollup.domain.projection import ScoreRecord
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS rollup_inputs (
+    portfolio_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    event_id TEXT NOT NULL,
+    envelope TEXT NOT NULL,
+    PRIMARY KEY (portfolio_id, seq)
+);
+CREATE TABLE IF NOT EXISTS rollup_scores (
+    id {identity},
+    portfolio_id TEXT NOT NULL,
+    input_seq BIGINT NOT NULL,
+    node_id TEXT NOT NULL,
+    as_of TEXT NOT NULL,
+    record TEXT NOT NULL,
+    published BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX IF NOT EXISTS rollup_scores_node ON rollup_scores (portfolio_id, node_id, id);
+CREATE INDEX IF NOT EXISTS rollup_scores_as_of ON rollup_scores (portfolio_id, as_of);
+CREATE INDEX IF NOT EXISTS rollup_scores_unpublished ON rollup_scores (portfolio_id, input_seq) WHERE NOT published;
+"""
+SQLITE_IDENTITY = "INTEGER PRIMARY KEY AUTOINCREMENT"
+POSTGRES_IDENTITY = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+
+
+class SeqConflict(RuntimeError):
+    """Another process applied events to this portfolio since it was loaded here; reload and retry."""
+
+
+def stamp(moment: datetime) -> str:
+    """A time as stored: UTC with microseconds, fixed width, so text order is time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A portfolio's applied events, oldest first, and whether some score records still await publishing."""
+
+    envelopes: list[bytes]
+    unpublished: bool
+
+
+class ScoreStore:
+    """The rollup's tables behind one API; subclasses provide connections and the parameter style."""
+
+    placeholder = "?"
+
+    def transaction(self) -> Any:
+        """A context manager yielding a cursor inside one transaction."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def _q(self, text: str) -> str:
+        return text.replace("?", self.placeholder)
+
+    def load(self, portfolio_id: str) -> Loaded:
+        """Everything needed to rebuild a portfolio's projection."""
+        with self.transaction() as cur:
+            cur.execute(self._q("SELECT envelope FROM rollup_inputs WHERE portfolio_id = ? ORDER BY seq"), (portfolio_id,))
+            envelopes = [_bytes(row[0]) for row in cur.fetchall()]
+            cur.execute(self._q("SELECT 1 FROM rollup_scores WHERE portfolio_id = ? AND NOT published LIMIT 1"), (portfolio_id,))
+            return Loaded(envelopes, bool(cur.fetchall()))
+
+    def append(self, portfolio_id: str, seq: int, event_id: str, envelope: bytes, records: Sequence[ScoreRecord]) -> None:
+        """Store an applied event and the score records it produced, atomically; :class:`SeqConflict` if `seq` is taken."""
+        try:
+            with self.transaction() as cur:
+                cur.execute(
+                    self._q("INSERT INTO rollup_inputs (portfolio_id, seq, event_id, envelope) VALUES (?, ?, ?, ?)"),
+                    (portfolio_id, seq, event_id, envelope.decode()),
+                )
+                rows = [(portfolio_id, seq, r.node_id, stamp(r.envelope.data.as_of), r.value.decode()) for r in records]
+                if rows:
+                    cur.executemany(
+                        self._q("INSERT INTO rollup_scores (portfolio_id, input_seq, node_id, as_of, record) VALUES (?, ?, ?, ?, ?)"), rows
+                    )
+        except (sqlite3.IntegrityError, psycopg.errors.UniqueViolation) as exc:
+            raise SeqConflict(f"position {seq} of portfolio {portfolio_id} is already stored") from exc
+
+    def unpublished(self, portfolio_id: str) -> list[tuple[str, bytes]]:
+        """Score records stored but not yet acknowledged by Kafka, in order: (node id, value)."""
+        with self.transaction() as cur:
+            cur.execute(
+                self._q("SELECT node_id, record FROM rollup_scores WHERE portfolio_id = ? AND NOT published ORDER BY id"), (portfolio_id,)
+            )
+            return [(row[0], _bytes(row[1])) for row in cur.fetchall()]
+
+    def mark_published(self, portfolio_id: str) -> None:
+        """Note that every stored record of the portfolio reached Kafka."""
+        with self.transaction() as cur:
+            cur.execute(self._q("UPDATE rollup_scores SET published = TRUE WHERE portfolio_id = ? AND NOT published"), (portfolio_id,))
+
+    def latest(self, portfolio_id: str, as_of: datetime | None = None) -> dict[str, bytes]:
+        """Each node's latest score record (as of a time, if given), by node id."""
+        bound = stamp(as_of) if as_of is not None else "9999"
+        with self.transaction() as cur:
+            cur.execute(
+                self._q(
+                    "SELECT node_id, record FROM rollup_scores WHERE id IN ("
+                    "SELECT MAX(id) FROM rollup_scores WHERE portfolio_id = ? AND as_of <= ? GROUP BY node_id)"
+                ),
+                (portfolio_id, bound),
+            )
+            return {row[0]: _bytes(row[1]) for row in cur.fetchall()}
+
+    def history(self, portfolio_id: str, node_id: str, *, since: datetime | None = None, limit: int = 500) -> list[bytes]:
+        """A node's score records, oldest first, from `since` on."""
+        bound = stamp(since) if since is not None else ""
+        with self.transaction() as cur:
+            cur.execute(
+                self._q("SELECT record FROM rollup_scores WHERE portfolio_id = ? AND node_id = ? AND as_of >= ? ORDER BY id LIMIT ?"),
+                (portfolio_id, node_id, bound, limit),
+            )
+            return [_bytes(row[0]) for row in cur.fetchall()]
+
+    def portfolios(self) -> list[str]:
+        """Portfolios with at least one applied event."""
+        with self.transaction() as cur:
+            cur.execute("SELECT DISTINCT portfolio_id FROM rollup_inputs ORDER BY portfolio_id")
+            return [row[0] for row in cur.fetchall()]
+
+
+class SqliteScoreStore(ScoreStore):
+    """The embedded default: one SQLite file (WAL), one connection shared under a lock."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(SCHEMA.format(identity=SQLITE_IDENTITY))
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        """One IMMEDIATE transaction (writers queue instead of failing on upgrade)."""
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+
+class PostgresScoreStore(ScoreStore):
+    """Production: a connection pool on the configured schema; table creation serialised by an advisory lock."""
+
+    placeholder = "%s"
+
+    def __init__(self, dsn: str, schema: str | None = None, *, max_size: int = 4) -> None:
+        options = {"options": f"-c search_path={schema}"} if schema else {}
+        self._pool = ConnectionPool(dsn, min_size=1, max_size=max_size, kwargs=options, open=True, timeout=10)
+        with self.transaction() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('okrstream.rollup.schema'))")
+            for statement in SCHEMA.format(identity=POSTGRES_IDENTITY).split(";"):
+                if statement.strip():
+                    cur.execute(statement.encode())
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Cursor[Any]]:
+        """One transaction on a pooled connection."""
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            yield cur
+
+    def close(self) -> None:
+        """Close the pool."""
+        self._pool.close()
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value.encode() if isinstance(value, str) else value
