@@ -1,0 +1,135 @@
+"""Fixtures of the rollup's tests: a history builder, and the store on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from okr_contracts.envelope import Envelope
+from okr_contracts.kr_events import (
+    CheckInRecorded,
+    KeyResultDefined,
+    KrEvent,
+    Link,
+    ObjectiveDefined,
+    PortfolioDefined,
+    RollupMethod,
+    ValueObserved,
+)
+from okr_rollup.store import PostgresScoreStore, ScoreStore, SqliteScoreStore
+
+START = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
+
+
+class History:
+    """Builds a portfolio's history as checkins would publish it: versions per aggregate, a minute apart."""
+
+    def __init__(self, pid: str = "acme") -> None:
+        self.pid = pid
+        self.versions: dict[str, int] = defaultdict(int)
+        self.now = START
+
+    def event(self, cls: type[KrEvent], aggregate_id: str, **fields: Any) -> Envelope[Any]:
+        self.versions[aggregate_id] += 1
+        payload = cls(
+            portfolio_id=self.pid, aggregate_id=aggregate_id, aggregate_version=self.versions[aggregate_id], actor="cpo", **fields
+        )
+        self.now += timedelta(minutes=1)
+        return Envelope.wrap(payload, producer="checkins", occurred_at=self.now, recorded_at=self.now)
+
+    def portfolio(self, method: str = "weighted", *, allow_mixed: bool = False, hit: float = 1.0) -> Envelope[Any]:
+        return self.event(
+            PortfolioDefined,
+            self.pid,
+            name="Acme",
+            owner="cpo",
+            rollup_method=RollupMethod(method),
+            allow_mixed_methods=allow_mixed,
+            say_do_hit_threshold=hit,
+        )
+
+    def objective(
+        self, oid: str, tier: int, *, parent: str | None = None, weight: float = 1.0, product: str | None = None, **extra: Any
+    ) -> Envelope[Any]:
+        link = Link(parent_id=parent, weight=weight) if parent else None
+        return self.event(
+            ObjectiveDefined,
+            oid,
+            objective_id=oid,
+            cycle_id="q3",
+            tier=tier,
+            title=f"Objective {oid}",
+            owner="cpo",
+            product_id=product,
+            contributes_to=link,
+            **extra,
+        )
+
+    def kr(
+        self, kid: str, objective: str, tier: int, *, parent: str | None = None, link_weight: float = 1.0, **extra: Any
+    ) -> Envelope[Any]:
+        fields: dict[str, Any] = {"kind": "metric", "baseline": 0.0, "target": 100.0, "unit": "%", **extra}
+        link = Link(parent_id=parent, weight=link_weight) if parent else None
+        return self.event(
+            KeyResultDefined,
+            kid,
+            kr_id=kid,
+            objective_id=objective,
+            cycle_id="q3",
+            tier=tier,
+            title=f"Key result {kid}",
+            owner="pm",
+            contributes_to=link,
+            **fields,
+        )
+
+    def value(self, kid: str, value: float) -> Envelope[Any]:
+        return self.event(ValueObserved, kid, kr_id=kid, value=value, observed_at=self.now + timedelta(minutes=1), source="manual")
+
+    def check_in(self, kid: str, confidence: float) -> Envelope[Any]:
+        return self.event(CheckInRecorded, kid, kr_id=kid, confidence=confidence, what_changed="weekly")
+
+    def standard(self, method: str = "weighted") -> list[Envelope[Any]]:
+        """Portfolio objective P (KR p1) fed by two products' objectives A (KRs a1, a2) and B (KR b1)."""
+        return [
+            self.portfolio(method),
+            self.objective("P", 1),
+            self.kr("p1", "P", 1, kind="derived", unit="%"),
+            self.objective("A", 2, parent="p1", product="alpha", weight=2.0),
+            self.kr("a1", "A", 2),
+            self.kr("a2", "A", 2, baseline=10.0, target=0.0),
+            self.objective("B", 2, parent="p1", product="beta"),
+            self.kr("b1", "B", 2),
+        ]
+
+
+@pytest.fixture
+def history() -> History:
+    return History(f"acme-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ScoreStore]:
+    """An empty store: a SQLite file, or a fresh schema in the session's PostgreSQL."""
+    if request.param == "sqlite":
+        found: ScoreStore = SqliteScoreStore(tmp_path / "rollup.sqlite")
+        yield found
+        found.close()
+        return
+    dsn: str = request.getfixturevalue("postgres_dsn")
+    schema = f"r_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    found = PostgresScoreStore(dsn, schema)
+    yield found
+    found.close()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
