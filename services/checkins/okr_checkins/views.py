@@ -49,6 +49,7 @@ def objective_view(objective: Objective) -> dict[str, Any]:
         "team_id": objective.team_id,
         "tags": list(objective.tags),
         "contributes_to": objective.link.model_dump() if objective.link else None,
+        "rollup_method": objective.rollup_method.value if objective.rollup_method else None,
         "version": objective.version,
     }
 
@@ -73,6 +74,7 @@ def key_result_view(kr: KeyResult) -> dict[str, Any]:
         "kpi_binding": spec.kpi_binding,
         "weight": kr.weight,
         "contributes_to": kr.link.model_dump() if kr.link else None,
+        "rollup_method": spec.rollup_method.value if spec.rollup_method else None,
         "status": "retired" if kr.is_retired else "active",
         "retired_reason": kr.retired.reason if kr.retired else (f"cycle {kr.retired_by_cycle} closed" if kr.retired_by_cycle else None),
         "confidence": check_in.confidence if check_in else None,

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from okr_checkins.domain.access import Action, authorise
 from okr_checkins.domain.errors import AlreadyDefined, BaselineEqualsTarget, CycleClosed, InvalidCommand, RetiredKeyResult, UnknownId
 from okr_checkins.domain.hierarchy import check_link
+from okr_checkins.domain.methods import check_contribution, check_override, check_settings
 from okr_checkins.domain.portfolio import Context, Portfolio
 from okr_checkins.domain.state import Cycle, KeyResult, PortfolioState
 from okr_contracts.kr_events import (
@@ -22,6 +23,7 @@ from okr_contracts.kr_events import (
     ObjectiveDefined,
     PortfolioDefined,
     ProductDefined,
+    RollupMethod,
     TeamDefined,
 )
 
@@ -31,6 +33,7 @@ def redefine_portfolio(portfolio: Portfolio, ctx: Context, settings: dict[str, A
     state = portfolio.state
     authorise(state, ctx.actor, Action.REDEFINE_PORTFOLIO)
     portfolio.expect(ctx, state.portfolio)
+    check_settings(state, RollupMethod(settings["rollup_method"]), bool(settings.get("allow_mixed_methods", False)))
     portfolio.emit(ctx, PortfolioDefined, state.portfolio, aggregate_id=state.portfolio_id, **settings)
 
 
@@ -81,6 +84,8 @@ def define_objective(portfolio: Portfolio, ctx: Context, fields: dict[str, Any])
     link: Link | None = fields.get("contributes_to")
     if link is not None:
         check_link(state, objective_id, tier, link)
+        check_contribution(state, objective_id, None, link)
+    check_override(state, objective_id, fields.get("rollup_method"))
     portfolio.emit(ctx, ObjectiveDefined, None, aggregate_id=objective_id, **fields)
 
 
@@ -96,6 +101,8 @@ def define_key_result(portfolio: Portfolio, ctx: Context, fields: dict[str, Any]
     link: Link | None = fields.get("contributes_to")
     if link is not None:
         check_link(state, kr_id, objective.tier, link)
+        check_contribution(state, kr_id, fields.get("unit", ""), link)
+    check_override(state, kr_id, fields.get("rollup_method"))
     fields = {**fields, "tier": objective.tier, "cycle_id": objective.cycle_id}
     portfolio.emit(ctx, KeyResultDefined, None, aggregate_id=kr_id, **fields)
 

@@ -44,6 +44,18 @@ class InvalidLink(DomainError):
     code = "invalid-link"
 
 
+class MixedMethodsRefused(DomainError):
+    """A node overriding the portfolio's rollup method while the portfolio does not allow mixed methods."""
+
+    code = "mixed-methods-refused"
+
+
+class UnitMismatch(DomainError):
+    """A contribution to a key result rolled up by KPI from a node without the same unit."""
+
+    code = "unit-mismatch"
+
+
 class RetiredKeyResult(DomainError):
     """A command on a key result that was retired."""
 

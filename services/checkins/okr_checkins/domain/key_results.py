@@ -8,6 +8,7 @@ from okr_checkins.domain.access import Action, authorise
 from okr_checkins.domain.commands import active_key_result, known
 from okr_checkins.domain.errors import CycleClosed, InvalidCommand, UnknownId
 from okr_checkins.domain.hierarchy import check_link
+from okr_checkins.domain.methods import check_contribution, unit_of
 from okr_checkins.domain.portfolio import Context, Portfolio
 from okr_checkins.domain.state import KeyResult, Objective, PortfolioState
 from okr_contracts.kr_events import (
@@ -97,6 +98,8 @@ def change_link(portfolio: Portfolio, ctx: Context, node_id: str, *, new_link: L
         check_link(state, node_id, node.tier, new_link)
     if new_link == node.link:
         raise InvalidCommand(f"{node_id} already has that link")
+    if new_link is not None:
+        check_contribution(state, node_id, unit_of(node), new_link)
     portfolio.emit(ctx, LinkChanged, node, aggregate_id=node_id, node_id=node_id, old_link=node.link, new_link=new_link, reason=reason)
 
 

@@ -28,6 +28,7 @@ from okr_contracts.kr_events import (
     PortfolioDefined,
     ProductDefined,
     RecoveryPlanFiled,
+    RollupMethod,
     TargetChanged,
     TeamDefined,
     ValueObserved,
@@ -91,6 +92,7 @@ class Objective(Entity):
     team_id: str | None = None
     tags: tuple[str, ...] = ()
     link: Link | None = None
+    rollup_method: RollupMethod | None = None
 
 
 @dataclass
@@ -120,6 +122,11 @@ class KeyResult(Entity):
     @property
     def tier(self) -> int:
         return self.spec.tier
+
+    @property
+    def rollup_method(self) -> RollupMethod | None:
+        """The method overriding the portfolio's for rolling up its contributors, if any."""
+        return self.spec.rollup_method
 
     @property
     def is_retired(self) -> bool:
@@ -240,6 +247,7 @@ def _objective(event: ObjectiveDefined) -> Objective:
         team_id=event.team_id,
         tags=event.tags,
         link=event.contributes_to,
+        rollup_method=event.rollup_method,
     )
 
 

@@ -75,6 +75,9 @@ class DefineObjective(Body):
     team_id: Id | None = None
     tags: tuple[str, ...] = ()
     contributes_to: Link | None = None
+    rollup_method: RollupMethod | None = Field(
+        default=None, description="Method for this objective's own rollup, if not the portfolio's (only where it allows mixed methods)."
+    )
 
 
 class DefineKeyResult(Body):
@@ -91,6 +94,9 @@ class DefineKeyResult(Body):
     kpi_binding: Id | None = None
     weight: Weight = 1.0
     contributes_to: Link | None = None
+    rollup_method: RollupMethod | None = Field(
+        default=None, description="Method for rolling up its contributors, if not the portfolio's (only where it allows mixed methods)."
+    )
 
 
 class RecordCheckIn(Body):

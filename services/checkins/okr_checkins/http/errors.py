@@ -20,6 +20,8 @@ STATUS = {
     "contention": (409, "Too many concurrent changes"),
     "baseline-equals-target": (422, "Baseline equals target"),
     "invalid-link": (422, "Invalid link"),
+    "mixed-methods-refused": (422, "Mixed rollup methods refused"),
+    "unit-mismatch": (422, "Unit mismatch"),
     "idempotency-key-reused": (422, "Idempotency-Key reused"),
     "invalid-command": (422, "Invalid command"),
 }
