@@ -113,6 +113,9 @@ def test_every_derivation_recomputes_to_its_published_score(history: Any) -> Non
             assert data.progress == math.fsum((i.weight or 0) * i.progress for i in inputs) / total
         elif data.derivation.method == "metric" and data.status == "scored":
             base, target, value = data.derivation.baseline, data.derivation.target, inputs[0].value
+            assert base is not None
+            assert target is not None
+            assert value is not None
             assert data.raw_progress == (value - base) / (target - base)
 
 
