@@ -61,18 +61,31 @@ def trend(current: float, previous: float | None, window_days: int) -> dict[str,
 
 
 def driver(objective_id: str, now: Records, then: Records) -> dict[str, Any] | None:
-    """The product whose tier-2 contributors to the objective (directly or via its key results) moved most."""
+    """The product whose tier-2 contributors moved the objective (directly or via its key results) most.
+
+    A contributor's movement is its change in progress over the window times its share
+    of the parent it feeds (its weight over the parent's total weight): what it moved there.
+    """
     targets = {objective_id} | {n["node_id"] for n in now.values() if n.get("objective_id") == objective_id}
     movement: dict[str, float] = defaultdict(float)
     for node in now.values():
-        if node["tier"] == 2 and node.get("contributes_to") in targets and node.get("product_id"):
+        parent = now.get(node.get("contributes_to") or "")
+        if node["tier"] == 2 and parent is not None and parent["node_id"] in targets and node.get("product_id"):
             before = then.get(node["node_id"])
-            movement[node["product_id"]] += node["progress"] - (before["progress"] if before else 0.0)
+            movement[node["product_id"]] += (node["progress"] - (before["progress"] if before else 0.0)) * share(parent, node["node_id"])
     moved = [(abs(delta), product, delta) for product, delta in sorted(movement.items()) if abs(delta) >= FLAT]
     if not moved:
         return None
     _, product, delta = max(moved, key=lambda m: m[0])
     return {"product_id": product, "movement": delta}
+
+
+def share(parent: Mapping[str, Any], child_id: str) -> float:
+    """A child's share of its parent's score: weight over total weight, or one over the children without weights."""
+    inputs = parent["derivation"]["inputs"]
+    weights = {i["node_id"]: i["weight"] if i["weight"] is not None else 1.0 for i in inputs}
+    total = sum(weights.values())
+    return weights.get(child_id, 0.0) / total if total else 0.0
 
 
 def tree(records: Records) -> list[dict[str, Any]]:
