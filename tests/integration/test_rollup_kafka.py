@@ -85,7 +85,7 @@ def recomputed(data: dict[str, Any]) -> float:
     if not inputs:
         return 0.0  # nothing to roll up yet: pending at 0
     if derivation["method"] == "weighted":
-        return math.fsum(i["weight"] * i["progress"] for i in inputs) / math.fsum(i["weight"] for i in inputs)
+        return float(math.fsum(i["weight"] * i["progress"] for i in inputs) / math.fsum(i["weight"] for i in inputs))
     if derivation["method"] == "metric" and data["status"] == "scored":
         raw = (inputs[0]["value"] - derivation["baseline"]) / (derivation["target"] - derivation["baseline"])
         return min(1.0, max(0.0, raw))
