@@ -88,7 +88,7 @@ def recomputed(data: dict[str, Any]) -> float:
         return float(math.fsum(i["weight"] * i["progress"] for i in inputs) / math.fsum(i["weight"] for i in inputs))
     if derivation["method"] == "metric" and data["status"] == "scored":
         raw = (inputs[0]["value"] - derivation["baseline"]) / (derivation["target"] - derivation["baseline"])
-        return min(1.0, max(0.0, raw))
+        return min(1.0, max(0.0, float(raw)))
     return float(data["progress"])
 
 
