@@ -78,7 +78,7 @@ def clamp(x: float) -> float:
 
 def metric_ratio(baseline: float, target: float, value: float) -> float:
     """Raw progress of a metric: (value - baseline) / (target - baseline); decreasing metrics need no special case."""
-    return (value - baseline) / (target - baseline)
+    return (value - baseline) / (target - baseline) + 0.0  # + 0.0: a decreasing metric at its baseline gives -0.0, published as 0.0
 
 
 def retired() -> Score:
