@@ -167,11 +167,19 @@ class Tree:
 
     def _rewire(self, node: Node, old_parents: list[str]) -> None:
         for parent in old_parents:
-            self._set(self.children.setdefault(parent, {}), node.node_id, None)
+            self._set(self._edges(parent), node.node_id, None)
         if node.objective_id:
-            self._set(self.children.setdefault(node.objective_id, {}), node.node_id, node.weight)
+            self._set(self._edges(node.objective_id), node.node_id, node.weight)
         if node.link:
-            self._set(self.children.setdefault(node.link.parent_id, {}), node.node_id, node.link.weight)
+            self._set(self._edges(node.link.parent_id), node.node_id, node.link.weight)
+
+    def _edges(self, parent_id: str) -> dict[str, float]:
+        """The child edges of a parent (known or not yet), created journalled when missing."""
+        edges = self.children.get(parent_id)
+        if edges is None:
+            edges = {}
+            self._set(self.children, parent_id, edges)
+        return edges
 
     def _placeholder(self, node_id: str) -> Node:
         node = self.nodes.get(node_id)
