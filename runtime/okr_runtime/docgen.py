@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def write_or_check(path: Path, render: Callable[[], str], argv: list[str], *, label: str, program: str) -> int:
@@ -23,3 +25,11 @@ def write_or_check(path: Path, render: Callable[[], str], argv: list[str], *, la
         print(f"out of date: {label} (run `make schemas`)")
         return 1
     return 0
+
+
+def openapi_text(app: Any) -> str:
+    """Canonical text of a FastAPI app's OpenAPI document, with bearer authentication declared."""
+    spec = app.openapi()
+    spec.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    spec["security"] = [{"bearer": []}]
+    return json.dumps(spec, indent=2, sort_keys=True) + "\n"

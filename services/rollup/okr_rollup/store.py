@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,15 +68,16 @@ class Loaded:
     unpublished: bool
 
 
-class ScoreStore:
+class ScoreStore(ABC):
     """The rollup's tables behind one API; subclasses provide connections and the parameter style."""
 
     placeholder = "?"
 
+    @abstractmethod
     def transaction(self) -> Any:
         """A context manager yielding a cursor inside one transaction."""
-        raise NotImplementedError
 
+    @abstractmethod
     def close(self) -> None:
         """Release connections."""
 
