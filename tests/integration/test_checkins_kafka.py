@@ -6,14 +6,14 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from fastapi.testclient import TestClient
 
 from okr_checkins.bootstrap import create_app
@@ -106,27 +106,6 @@ def export(client: TestClient, pid: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in response.text.splitlines()]
 
 
-def consume(
-    bootstrap: str, topic_name: str, done: Callable[[list[Any]], bool], *, key: bytes | None = None, timeout_s: float = 90
-) -> list[Any]:
-    """Records of a topic from the beginning (only those with `key`, if given) until `done` says enough."""
-
-    async def run() -> list[Any]:
-        consumer = AIOKafkaConsumer(topic_name, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
-        await consumer.start()
-        seen: list[Any] = []
-        try:
-            async with asyncio.timeout(timeout_s):
-                while not done(seen):
-                    batches = await consumer.getmany(timeout_ms=500)
-                    seen += [r for records in batches.values() for r in records if key is None or r.key == key]
-        finally:
-            await consumer.stop()
-        return seen
-
-    return asyncio.run(run())
-
-
 def publish(bootstrap: str, topic_name: str, key: str, envelope: Envelope[Any]) -> None:
     async def run() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
@@ -141,7 +120,7 @@ def publish(bootstrap: str, topic_name: str, key: str, envelope: Envelope[Any]) 
 
 
 def test_a_check_in_appears_on_the_kr_events_topic_with_a_valid_envelope(
-    kafka_bootstrap: str, store: dict[str, Any], tmp_path: Path, unique: str
+    kafka_bootstrap: str, store: dict[str, Any], tmp_path: Path, unique: str, consume: Any
 ) -> None:
     pid = f"acme-{unique}"
     with running(settings_for(kafka_bootstrap, store, tmp_path, unique)) as client:
@@ -162,7 +141,7 @@ def test_a_check_in_appears_on_the_kr_events_topic_with_a_valid_envelope(
 
 
 def test_kpi_samples_become_values_once_and_unknown_metrics_are_dead_lettered(
-    kafka_bootstrap: str, store: dict[str, Any], tmp_path: Path, unique: str
+    kafka_bootstrap: str, store: dict[str, Any], tmp_path: Path, unique: str, consume: Any
 ) -> None:
     pid, metric = f"acme-{unique}", f"churn-{unique}"
     settings = settings_for(kafka_bootstrap, store, tmp_path, unique)
@@ -195,7 +174,7 @@ def _names(record: Any, envelope: Envelope[Any]) -> bool:
 
 
 def test_kafka_stopped_mid_run_loses_no_event_and_duplicates_none_after_dedup(
-    restartable_kafka: Any, store: dict[str, Any], tmp_path: Path, unique: str
+    restartable_kafka: Any, store: dict[str, Any], tmp_path: Path, unique: str, consume: Any
 ) -> None:
     pid = f"acme-{unique}"
     bootstrap = restartable_kafka.bootstrap

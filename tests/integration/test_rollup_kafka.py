@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from fastapi.testclient import TestClient
 
 from okr_checkins.bootstrap import create_app as create_checkins
@@ -55,23 +55,6 @@ def seed(client: TestClient, pid: str) -> None:
         post(client, f"/{pid}/key-results", kr | {"unit": "users", "owner": "cpo"})
 
 
-def consume(bootstrap: str, topic_name: str, done: Callable[[list[Any]], bool], timeout_s: float = 90) -> list[Any]:
-    async def run() -> list[Any]:
-        consumer = AIOKafkaConsumer(topic_name, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
-        await consumer.start()
-        seen: list[Any] = []
-        try:
-            async with asyncio.timeout(timeout_s):
-                while not done(seen):
-                    batches = await consumer.getmany(timeout_ms=500)
-                    seen += [r for records in batches.values() for r in records]
-        finally:
-            await consumer.stop()
-        return seen
-
-    return asyncio.run(run())
-
-
 def wait_for(check: Callable[[], bool], timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
@@ -92,7 +75,7 @@ def recomputed(data: dict[str, Any]) -> float:
     return float(data["progress"])
 
 
-def test_check_ins_move_the_scorecard_and_publish_explained_scores(kafka_bootstrap: str, tmp_path: Path, unique: str) -> None:
+def test_check_ins_move_the_scorecard_and_publish_explained_scores(kafka_bootstrap: str, tmp_path: Path, unique: str, consume: Any) -> None:
     pid = f"acme-{unique}"
     tokens = tokens_file(tmp_path)
     common: dict[str, Any] = {"kafka_bootstrap": kafka_bootstrap, "tokens_file": tokens, "dlq_retry_backoff_s": 0.1}
@@ -124,7 +107,9 @@ def test_check_ins_move_the_scorecard_and_publish_explained_scores(kafka_bootstr
         assert keys == {"grow", "reach", "o-alpha", "o-beta", "k-alpha", "k-beta"}
 
 
-def test_an_event_that_cannot_be_scored_goes_to_the_dead_letter_topic(kafka_bootstrap: str, tmp_path: Path, unique: str) -> None:
+def test_an_event_that_cannot_be_scored_goes_to_the_dead_letter_topic(
+    kafka_bootstrap: str, tmp_path: Path, unique: str, consume: Any
+) -> None:
     group = f"rollup.{unique}"
     settings = RollupSettings(
         kafka_bootstrap=kafka_bootstrap, tokens_file=tokens_file(tmp_path), store_path=tmp_path / "r.sqlite", group=group
