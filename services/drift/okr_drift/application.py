@@ -1,0 +1,225 @@
+"""Drift's service layer: inputs and clock ticks in, stored and published alert lifecycle events out.
+
+Every input is folded into its portfolio's facts, the touched nodes are
+evaluated at the clock's time, and the changed facts, alerts and lifecycle
+events are stored in one transaction before the events are published and the
+consumer commits the offset. A redelivered input changes no fact, so it raises
+nothing. All work on one portfolio runs under that portfolio's lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+
+from okr_contracts.delivery import WorkItemChanged
+from okr_contracts.envelope import Envelope, EventPayload
+from okr_contracts.kr_events import KrEvent
+from okr_contracts.scores import NodeScored
+from okr_drift.domain.alerts import Alert, AlertClosed, AlertNotFound, AlertState, Change
+from okr_drift.domain.evaluation import PortfolioDrift
+from okr_drift.domain.facts import PortfolioFacts
+from okr_drift.domain.portfolio import ENTITY_KINDS, Touched
+from okr_drift.store import DriftStore, Write
+from okr_runtime.consumer import Delivery, Rejected
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+"""The evaluation clock: wall time in production, set by tests."""
+Publish = Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]
+"""Publishes (portfolio id, envelope value) pairs on okr.alerts.v1, in order, returning once Kafka acknowledged them."""
+Owns = Callable[[str], bool]
+"""Whether this shard evaluates a portfolio."""
+
+
+class DriftService:
+    """Holds the shard's portfolios in memory; the store has the same facts and alerts for restarts."""
+
+    def __init__(self, store: DriftStore, publish: Publish, clock: Clock, owns: Owns = lambda _: True) -> None:
+        self.store = store
+        self.publish = publish
+        self.clock = clock
+        self.owns = owns
+        self.drifts: dict[str, PortfolioDrift] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._flushing = asyncio.Lock()
+
+    # --- start-up --------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the shard's facts and alerts from the store, then publish what a crash left unpublished."""
+        self.drifts = await asyncio.to_thread(self._load_all)
+        log.info("loaded %d portfolios from the store", len(self.drifts))
+        await self.flush()
+
+    def _load_all(self, only: str | None = None) -> dict[str, PortfolioDrift]:
+        drifts: dict[str, PortfolioDrift] = {}
+
+        def drift_of(pid: str) -> PortfolioDrift:
+            return drifts.setdefault(pid, PortfolioDrift(pid))
+
+        for pid, kind, entity_id, doc in self.store.facts():
+            if self.owns(pid) and only in (None, pid):
+                drift_of(pid).state.put(kind, entity_id, ENTITY_KINDS[kind].model_validate_json(doc))
+        for pid, alert_id in self.store.alert_ids():
+            if self.owns(pid) and only in (None, pid):
+                drift_of(pid).book.used.add(alert_id)
+        for alert in self.store.alerts():
+            if self.owns(alert.portfolio_id) and only in (None, alert.portfolio_id):
+                drift_of(alert.portfolio_id).book.load(alert)
+        return drifts
+
+    # --- inputs ----------------------------------------------------------------------------------------------
+
+    async def on_history(self, envelope: Envelope[EventPayload], delivery: Delivery | None = None) -> None:
+        """An okr.kr-events.v1 event."""
+        event = envelope.data
+        if not isinstance(event, KrEvent):
+            raise Rejected(f"{envelope.type} is not an event of the key-result history")
+        if self.owns(event.portfolio_id):
+            await self._apply(event.portfolio_id, lambda d: d.state.apply_history(event, envelope.occurred_at))
+
+    async def on_score(self, envelope: Envelope[EventPayload], delivery: Delivery | None = None) -> None:
+        """An okr.scores.v1 record: a key result's progress."""
+        score = envelope.data
+        if not isinstance(score, NodeScored):
+            raise Rejected(f"{envelope.type} is not a score record")
+        if self.owns(score.portfolio_id):
+            await self._apply(score.portfolio_id, lambda d: d.state.apply_score(score, _progress_window(d.state.facts)))
+
+    async def on_delivery(self, envelope: Envelope[EventPayload], delivery: Delivery | None = None) -> None:
+        """An okr.delivery.v1 event: work items count towards busy-but-flat; chat signals and project health are not drift's."""
+        change = envelope.data
+        if not isinstance(change, WorkItemChanged) or not change.kr_ids:
+            return
+        item = f"{change.source}:{change.external_id}"
+        for kr_id in dict.fromkeys(change.kr_ids):
+            for pid in self._portfolios_of(kr_id, change.portfolio_id):
+                await self._apply(pid, _delivery_fold(kr_id, item, change))
+
+    def _portfolios_of(self, kr_id: str, portfolio_id: str | None) -> list[str]:
+        """Where a linked key result lives: the portfolio the connector named, else each of this shard's that defines it."""
+        if portfolio_id is not None:
+            if not self.owns(portfolio_id):
+                return []
+            self.drifts.setdefault(portfolio_id, PortfolioDrift(portfolio_id))
+            return [portfolio_id]
+        found = [pid for pid, drift in self.drifts.items() if kr_id in drift.state.krs]
+        if not found:
+            log.info("delivery linked to key result %s of no portfolio known to this shard; skipped", kr_id)
+        return found
+
+    async def _apply(self, portfolio_id: str, fold: Callable[[PortfolioDrift], Touched | None]) -> None:
+        async with self._lock(portfolio_id):
+            drift = self.drifts.setdefault(portfolio_id, PortfolioDrift(portfolio_id))
+            touched = fold(drift)
+            if touched is not None:  # else seen before: only what an earlier attempt left unpublished is sent
+                changes = drift.evaluate(self.clock(), touched)
+                await self._commit(drift, touched, changes)
+        await self.flush()
+
+    # --- clock -----------------------------------------------------------------------------------------------
+
+    async def tick(self) -> int:
+        """Evaluate every node of every portfolio at the clock's time; the number of lifecycle events produced."""
+        produced = 0
+        for portfolio_id in list(self.drifts):
+            async with self._lock(portfolio_id):
+                drift = self.drifts[portfolio_id]
+                at = self.clock()
+                changes = await asyncio.to_thread(drift.evaluate, at)
+                if changes:
+                    await self._commit(drift, None, changes)
+                    produced += len(changes)
+        await self.flush()
+        return produced
+
+    async def run_clock(self, interval_s: float) -> None:
+        """Tick every `interval_s` seconds until cancelled; a failed tick is logged and the next one tries again."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                produced = await self.tick()
+            except Exception:
+                log.exception("clock tick failed; retrying at the next tick")
+            else:
+                if produced:
+                    log.info("clock tick produced %d alert events", produced)
+
+    # --- acknowledgement -------------------------------------------------------------------------------------
+
+    async def find(self, portfolio_id: str, alert_id: str) -> Alert:
+        """An alert by id (open ones from memory, resolved ones from the store); :class:`AlertNotFound` if none."""
+        drift = self.drifts.get(portfolio_id)
+        found = drift.book.by_id.get(alert_id) if drift else None
+        found = found or await asyncio.to_thread(self.store.alert, portfolio_id, alert_id)
+        if found is None:
+            raise AlertNotFound(f"no alert {alert_id} in portfolio {portfolio_id}")
+        return found
+
+    async def acknowledge(self, portfolio_id: str, alert_id: str, by: str, note: str) -> Alert:
+        """Acknowledge an open alert (the first acknowledgement stands); :class:`AlertClosed` if it is resolved."""
+        async with self._lock(portfolio_id):
+            alert = await self.find(portfolio_id, alert_id)
+            if alert.state == AlertState.RESOLVED:
+                raise AlertClosed(f"alert {alert_id} was resolved at {alert.resolved_at:%Y-%m-%d %H:%M} UTC: {alert.resolved_reason}")
+            drift = self.drifts[portfolio_id]
+            change = drift.book.acknowledge(alert, by, note, self.clock())
+            if change is None:
+                return alert
+            await self._commit(drift, None, [change])
+        await self.flush()
+        return change.alert
+
+    # --- storing and publishing ------------------------------------------------------------------------------
+
+    def _lock(self, portfolio_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(portfolio_id, asyncio.Lock())
+
+    async def _commit(self, drift: PortfolioDrift, touched: Touched | None, changes: list[Change]) -> None:
+        facts = []
+        for kind, entity_id in sorted(touched.entities) if touched else ():
+            entity = drift.state.get(kind, entity_id)
+            if entity is not None:
+                facts.append((kind, entity_id, entity.model_dump_json()))
+        events = [(str(c.event_id), _envelope(c)) for c in changes]
+        write = Write(drift.portfolio_id, facts, [c.alert for c in changes], events)
+        try:
+            await asyncio.to_thread(self.store.write, write)
+        except BaseException:
+            # memory is ahead of the store now: reload the portfolio so the redelivered input is applied again
+            reloaded = await asyncio.to_thread(self._load_all, drift.portfolio_id)
+            self.drifts[drift.portfolio_id] = reloaded.get(drift.portfolio_id, PortfolioDrift(drift.portfolio_id))
+            raise
+
+    async def flush(self) -> None:
+        """Publish stored lifecycle events that Kafka has not acknowledged yet, in order, then mark them."""
+        async with self._flushing:
+            rows = await asyncio.to_thread(self.store.unpublished)
+            if not rows:
+                return
+            await self.publish([(pid, value) for _, pid, value in rows])
+            await asyncio.to_thread(self.store.mark_published, [row_id for row_id, _, _ in rows])
+
+
+def _delivery_fold(kr_id: str, item: str, change: WorkItemChanged) -> Callable[[PortfolioDrift], Touched | None]:
+    def fold(drift: PortfolioDrift) -> Touched | None:
+        window = timedelta(days=drift.state.facts.thresholds.busy_window_days)
+        return drift.state.apply_delivery(kr_id, item, change, window)
+
+    return fold
+
+
+def _progress_window(facts: PortfolioFacts) -> timedelta:
+    """How much progress history the rules read: the longer of the busy and not-moving windows."""
+    t = facts.thresholds
+    return timedelta(days=max(t.busy_window_days, t.not_moving_days) + 1)
+
+
+def _envelope(change: Change) -> bytes:
+    return Envelope.wrap(
+        change.event, producer="drift", occurred_at=change.at, recorded_at=change.at, event_id=change.event_id
+    ).to_json_bytes()

@@ -1,0 +1,98 @@
+"""The composition root: `create_app(settings)` builds the drift service; nothing connects at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+
+from okr_contracts.envelope import Headers
+from okr_contracts.topics import ALERTS_TOPIC, DELIVERY_TOPIC, KR_EVENTS_TOPIC, SCORES_TOPIC
+from okr_drift.application import Clock, DriftService, Publish
+from okr_drift.http import install_api
+from okr_drift.settings import DriftSettings
+from okr_drift.store import DriftStore, PostgresDriftStore, SqliteDriftStore
+from okr_runtime.auth import Authenticator
+from okr_runtime.consumer import subscribe
+from okr_runtime.eventstore import EventStoreConfigError, ensure_schema
+from okr_runtime.kafka import create_broker
+from okr_runtime.service import ServiceParts, service_app
+from okr_runtime.telemetry import Telemetry, create_telemetry
+
+DESCRIPTION = """Drift alerts for every key result of a portfolio: stale, off-track, not moving, confidence falling,
+busy but flat, and quality. Evaluated on `okr.kr-events.v1`, `okr.scores.v1`, `okr.delivery.v1` and a clock;
+the lifecycle (raised, acknowledged, resolved) is published on `okr.alerts.v1`. Rules: docs/drift.md."""
+
+
+def system_clock() -> datetime:
+    """Wall time, UTC."""
+    return datetime.now(UTC)
+
+
+def create_app(settings: DriftSettings, *, telemetry: Telemetry | None = None, clock: Clock = system_clock) -> FastAPI:
+    """The drift service as one FastAPI app: three consumers in the shard's group, the clock, and the alert API."""
+    auth = Authenticator.from_file(settings.tokens_file, "OKR_DRIFT_TOKENS_FILE")
+    telemetry = telemetry or create_telemetry(settings)
+    broker = create_broker(settings, telemetry)
+    store = open_store(settings)
+    drift = DriftService(store, kafka_publisher(broker), clock, settings.owns)
+    group = settings.consumer_group
+    subscribe(broker, KR_EVENTS_TOPIC, group_id=group, handler=drift.on_history, settings=settings)
+    subscribe(broker, SCORES_TOPIC, group_id=group, handler=drift.on_score, settings=settings)
+    subscribe(broker, DELIVERY_TOPIC, group_id=group, handler=drift.on_delivery, settings=settings)
+
+    async def store_ready() -> bool:
+        await asyncio.to_thread(store.ping)
+        return True
+
+    async def close() -> None:
+        store.close()
+
+    async def clock_loop() -> None:
+        await drift.run_clock(settings.tick_seconds)
+
+    parts = ServiceParts(
+        settings,
+        telemetry,
+        broker,
+        consumer_groups=(group,),
+        readiness={"drift_store": store_ready},
+        on_startup=(drift.start,),
+        on_shutdown=(close,),
+        background=(clock_loop,),
+    )
+    app = service_app(parts, title="okrstream drift", description=DESCRIPTION)
+    install_api(app, drift, auth)
+    app.state.drift = drift
+    return app
+
+
+def open_store(settings: DriftSettings) -> DriftStore:
+    """The configured store: the SQLite file, or PostgreSQL (in the configured schema)."""
+    if settings.event_store == "sqlite":
+        return SqliteDriftStore(settings.store_path)
+    if not settings.postgres_dsn:
+        raise EventStoreConfigError("OKR_EVENT_STORE=postgres needs OKR_POSTGRES_DSN")
+    ensure_schema(settings)
+    return PostgresDriftStore(settings.postgres_dsn, settings.postgres_schema)
+
+
+def kafka_publisher(broker: KafkaBroker) -> Publish:
+    """Publish alert lifecycle events on okr.alerts.v1 keyed by portfolio id, in order, waiting for every ack."""
+
+    async def publish(events: Sequence[tuple[str, bytes]]) -> None:
+        for portfolio_id, value in events:
+            envelope = json.loads(value)
+            headers = {
+                Headers.EVENT_ID: envelope["event_id"],
+                Headers.EVENT_TYPE: envelope["type"],
+                Headers.SCHEMA_VERSION: str(envelope["schema_version"]),
+                Headers.CONTENT_TYPE: "application/json",
+            }
+            await broker.publish(value, topic=ALERTS_TOPIC.name, key=portfolio_id.encode(), headers=headers)
+
+    return publish

@@ -1,0 +1,158 @@
+"""A portfolio's drift: its facts, its open alerts, and the evaluation that keeps them in step.
+
+``evaluate(at, touched)`` runs the rules for the nodes an input touched (or, on a
+clock tick, for every node), raises an alert for each finding whose rule has no
+open alert on the node, and resolves each open alert whose rule no longer finds.
+Pure: the moment is passed in, nothing is read from a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from okr_contracts.alerts import Audience, DriftRule
+from okr_drift.domain.alerts import AlertBook, Change, Subject
+from okr_drift.domain.facts import CycleFacts, KeyResultFacts, ObjectiveFacts
+from okr_drift.domain.portfolio import PortfolioState, Touched
+from okr_drift.domain.rules import KR_RULES, Finding, KrContext, too_many_key_results, too_many_objectives, why_cleared
+
+OBJECTIVE_RULES = (DriftRule.TOO_MANY_KEY_RESULTS,)
+GROUP_RULES = (DriftRule.TOO_MANY_OBJECTIVES,)
+
+
+class PortfolioDrift:
+    """One portfolio's facts and alert book."""
+
+    def __init__(self, portfolio_id: str) -> None:
+        self.portfolio_id = portfolio_id
+        self.state = PortfolioState(portfolio_id)
+        self.book = AlertBook(portfolio_id)
+
+    def evaluate(self, at: datetime, touched: Touched | None = None) -> list[Change]:
+        """Raise and resolve alerts for the touched nodes (every node when `touched` is none) as of `at`."""
+        changes: list[Change] = []
+        krs, objectives, groups = self._scope(touched)
+        for kr_id in krs:
+            self.evaluate_kr(kr_id, at, changes)
+        for objective_id in objectives:
+            self._evaluate_objective(objective_id, at, changes)
+        for group in groups:
+            self._evaluate_group(group, at, changes)
+        return changes
+
+    def _scope(self, touched: Touched | None) -> tuple[Iterable[str], Iterable[str], Iterable[str]]:
+        if touched is not None:
+            return touched.krs, touched.objectives, touched.groups
+        state, orphans = self.state, self.book.by_node.keys() - self.state.krs.keys()
+        alerted = {rule: {n for n in orphans if rule in self.book.by_node[n]} for rule in (*OBJECTIVE_RULES, *GROUP_RULES)}
+        objectives = state.objectives.keys() | alerted[DriftRule.TOO_MANY_KEY_RESULTS]
+        groups = state.focus.keys() | alerted[DriftRule.TOO_MANY_OBJECTIVES]
+        krs = [*state.krs, *(n for n in orphans if n not in objectives and n not in groups)]
+        return krs, objectives, groups
+
+    def live_cycle(self, cycle_id: str, at: datetime) -> CycleFacts | None:
+        """The cycle if it is running or still to come at `at` (not scored, not over)."""
+        cycle = self.state.cycles.get(cycle_id)
+        return cycle if cycle is not None and not cycle.scored and at < cycle.end else None
+
+    def kr_context(self, kr_id: str, at: datetime) -> KrContext | None:
+        """What the key-result rules read, or none when the key result is not live (unknown, retired, cycle closed)."""
+        kr = self.state.krs.get(kr_id)
+        if kr is None or kr.retired:
+            return None
+        cycle = self.live_cycle(kr.cycle_id, at)
+        if cycle is None:
+            return None
+        state = self.state
+        return KrContext(at, state.facts.thresholds, kr, cycle, state.progress.get(kr_id), state.delivery.get(kr_id))
+
+    def evaluate_kr(self, kr_id: str, at: datetime, changes: list[Change]) -> None:
+        """Run every key-result rule for one key result."""
+        ctx = self.kr_context(kr_id, at)
+        open_alerts = self.book.open_for(kr_id)
+        if ctx is None and not open_alerts:
+            return
+        found = {} if ctx is None else {rule: f for rule, check in KR_RULES.items() if (f := check(ctx)) is not None}
+        if not found and not open_alerts:
+            return
+        for rule, finding in found.items():
+            if rule not in open_alerts:
+                assert ctx is not None
+                changes.append(self.book.raise_alert(finding, self._kr_subject(ctx.kr), at))
+        for rule, alert in list(open_alerts.items()):
+            if rule in KR_RULES and rule not in found:
+                changes.append(self.book.resolve(alert, why_cleared(rule, ctx), at))
+
+    def _evaluate_objective(self, objective_id: str, at: datetime, changes: list[Change]) -> None:
+        objective = self.state.objectives.get(objective_id)
+        finding = None
+        if objective is not None and self.live_cycle(objective.cycle_id, at) is not None:
+            members = self.state.members.get(objective_id, set())
+            live = sum(1 for k in members if not self.state.krs[k].retired)
+            finding = too_many_key_results(objective, live, self.state.facts.thresholds)
+        subject = self._objective_subject(objective) if objective else None
+        self._settle(objective_id, DriftRule.TOO_MANY_KEY_RESULTS, finding, subject, at, changes)
+
+    def _evaluate_group(self, group: str, at: datetime, changes: list[Change]) -> None:
+        counts: dict[str, int] = {}
+        for objective_id in self.state.focus.get(group, ()):
+            objective = self.state.objectives[objective_id]
+            if objective.tier > 1 and self.live_cycle(objective.cycle_id, at) is not None:
+                counts[objective.cycle_id] = counts.get(objective.cycle_id, 0) + 1
+        finding = too_many_objectives(group, counts, self.state.facts.thresholds)
+        self._settle(group, DriftRule.TOO_MANY_OBJECTIVES, finding, self._group_subject(group), at, changes)
+
+    def _settle(
+        self, node: str, rule: DriftRule, finding: Finding | None, subject: Subject | None, at: datetime, changes: list[Change]
+    ) -> None:
+        alert = self.book.open_for(node).get(rule)
+        if finding is not None and alert is None and subject is not None:
+            changes.append(self.book.raise_alert(finding, subject, at))
+        elif finding is None and alert is not None:
+            changes.append(self.book.resolve(alert, why_cleared(rule, None) if subject is None else _SCOPE_CLEARED[rule], at))
+
+    def _lead_of(self, objective: ObjectiveFacts | None) -> str | None:
+        if objective is None:
+            return None
+        team = self.state.teams.get(objective.team_id or "")
+        product = self.state.products.get(objective.product_id or "")
+        return product.lead if product else team.lead if team else None
+
+    def _recipients(self, owner: str | None, lead: str | None) -> dict[Audience, str]:
+        found = {Audience.OWNER: owner, Audience.PRODUCT_LEAD: lead, Audience.PORTFOLIO_LEAD: self.state.facts.lead or None}
+        return {audience: who for audience, who in found.items() if who}
+
+    def _kr_subject(self, kr: KeyResultFacts) -> Subject:
+        objective = self.state.objectives.get(kr.objective_id)
+        return Subject(
+            node_kind="key_result",
+            title=kr.title,
+            product_id=objective.product_id if objective else None,
+            owner=kr.owner,
+            cycle_id=kr.cycle_id,
+            recipients=self._recipients(kr.owner, self._lead_of(objective)),
+        )
+
+    def _objective_subject(self, objective: ObjectiveFacts) -> Subject:
+        return Subject(
+            node_kind="objective",
+            title=objective.title,
+            product_id=objective.product_id,
+            owner=objective.owner,
+            cycle_id=objective.cycle_id,
+            recipients=self._recipients(objective.owner, self._lead_of(objective)),
+        )
+
+    def _group_subject(self, group: str) -> Subject:
+        team = self.state.teams.get(group)
+        product = self.state.products.get(group)
+        lead = team.lead if team else product.lead if product else None
+        product_id = team.product_id if team else group
+        return Subject(node_kind="team", title=group, product_id=product_id, recipients=self._recipients(None, lead))
+
+
+_SCOPE_CLEARED = {
+    DriftRule.TOO_MANY_KEY_RESULTS: "key results within the limit (or its cycle closed)",
+    DriftRule.TOO_MANY_OBJECTIVES: "objectives within the limit (or their cycles closed)",
+}

@@ -1,0 +1,179 @@
+"""What drift knows about a portfolio: the facts the rules read, folded from the three input topics.
+
+Each fact is an entity (portfolio, product, team, cycle, objective, key result,
+progress log, delivery log) that the store keeps as one JSON document, so an
+input rewrites only the entities it touched. Folding is idempotent: history
+events are skipped when their aggregate version was applied before, score
+records when they are not newer than the last one, delivery changes when they
+are not newer than the item's last change.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from pydantic import BaseModel, Field
+
+from okr_contracts.kr_events import DriftThresholds, KeyResultKind
+
+
+class Entity(BaseModel):
+    """A stored fact with the version of the history aggregate it was last changed by."""
+
+    version: int = 0
+
+
+class PortfolioFacts(Entity):
+    """The portfolio: its lead and drift thresholds."""
+
+    portfolio_id: str
+    lead: str = ""
+    thresholds: DriftThresholds = Field(default_factory=DriftThresholds)
+
+
+class ProductFacts(Entity):
+    """A product line and its lead."""
+
+    product_id: str
+    lead: str
+
+
+class TeamFacts(Entity):
+    """A team and its lead."""
+
+    team_id: str
+    lead: str
+    product_id: str | None = None
+
+
+class CycleFacts(Entity):
+    """A cycle: first and last day; scored once closed."""
+
+    cycle_id: str
+    starts_on: date
+    ends_on: date
+    scored: bool = False
+
+    @property
+    def start(self) -> datetime:
+        """The first moment of the cycle (UTC midnight of its first day)."""
+        return datetime.combine(self.starts_on, time(0), UTC)
+
+    @property
+    def end(self) -> datetime:
+        """The moment the cycle is over (UTC midnight after its last day)."""
+        return datetime.combine(self.ends_on + timedelta(days=1), time(0), UTC)
+
+    def elapsed(self, at: datetime) -> float:
+        """Share of the cycle elapsed at `at`, 0 before it starts, 1 after it ends."""
+        span = (self.end - self.start).total_seconds()
+        share = (at - self.start).total_seconds() / span
+        return min(1.0, max(0.0, share))
+
+
+class ObjectiveFacts(Entity):
+    """An objective: cycle, tier, owner, product and team."""
+
+    objective_id: str
+    cycle_id: str
+    tier: int
+    title: str
+    owner: str
+    product_id: str | None = None
+    team_id: str | None = None
+
+    @property
+    def focus_group(self) -> str | None:
+        """The team whose focus it counts against: its team, else (below tier 1) its product."""
+        if self.team_id:
+            return self.team_id
+        return self.product_id if self.tier > 1 else None
+
+
+class CheckIn(BaseModel):
+    """One check-in as the rules need it."""
+
+    at: datetime
+    confidence: float
+    version: int = Field(description="The key result's aggregate version of the check-in: identifies it.")
+
+
+class RecoveryPlan(BaseModel):
+    """The latest recovery plan filed for a key result."""
+
+    at: datetime
+    option: str
+    owner: str
+    decision_needed: str
+
+
+class KeyResultFacts(Entity):
+    """A key result's definition and the history facts the rules read."""
+
+    kr_id: str
+    objective_id: str
+    cycle_id: str
+    title: str
+    kind: KeyResultKind
+    baseline: float | None = None
+    target: float | None = None
+    has_direction: bool = False
+    owner: str
+    defined_at: datetime
+    retired: bool = False
+    recent_checkins: list[CheckIn] = Field(default_factory=list, description="The last few check-ins, oldest first.")
+    low_since: datetime | None = Field(default=None, description="First check-in of the current run below the off-track confidence.")
+    last_value_at: datetime | None = None
+    last_escalated_at: datetime | None = None
+    plan: RecoveryPlan | None = None
+
+    @property
+    def last_checkin_at(self) -> datetime | None:
+        """When the latest check-in was recorded."""
+        return self.recent_checkins[-1].at if self.recent_checkins else None
+
+    @property
+    def confidence(self) -> float | None:
+        """Latest confidence; unknown before the first check-in."""
+        return self.recent_checkins[-1].confidence if self.recent_checkins else None
+
+
+class ProgressPoint(BaseModel):
+    """Progress (clamped) from a score record, and when it became so."""
+
+    at: datetime
+    progress: float
+
+
+class ProgressLog(Entity):
+    """A key result's progress over time from okr.scores.v1: one point per change, pruned to the longest window."""
+
+    kr_id: str
+    points: list[ProgressPoint] = Field(default_factory=list)
+    last_as_of: datetime | None = None
+
+    def at(self, moment: datetime) -> float | None:
+        """Progress at a moment: the last point at or before it; none before the first."""
+        found = None
+        for point in self.points:
+            if point.at > moment:
+                break
+            found = point.progress
+        return found
+
+    @property
+    def current(self) -> ProgressPoint | None:
+        """The latest point."""
+        return self.points[-1] if self.points else None
+
+
+class DeliveryLog(Entity):
+    """Delivery items linked to a key result: when each reached done (none if it is not done) and its last change."""
+
+    kr_id: str
+    done_at: dict[str, datetime | None] = Field(default_factory=dict)
+    changed_at: dict[str, datetime] = Field(default_factory=dict)
+
+    def done_between(self, start: datetime, end: datetime) -> int:
+        """Items done in (start, end]."""
+        return sum(1 for at in self.done_at.values() if at is not None and start < at <= end)

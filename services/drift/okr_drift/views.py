@@ -1,0 +1,72 @@
+"""Read models of the drift API: an alert as JSON, and the exceptions-only view of the portfolio sync."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from okr_contracts.alerts import Severity
+from okr_drift.domain.alerts import Alert
+from okr_drift.domain.evaluation import PortfolioDrift
+
+ALERT_FIELDS = {"alert_id", "rule", "severity", "state", "summary", "asked", "raised_at", "facts"}
+SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+
+def alert(found: Alert) -> dict[str, Any]:
+    """An alert as the API returns it."""
+    return found.model_dump(mode="json")
+
+
+def exceptions(drift: PortfolioDrift, alerts: list[Alert], *, minimum: Severity, at: datetime) -> dict[str, Any]:
+    """The bi-weekly sync's view: nodes with active alerts at or above `minimum`, by product, most urgent first; green is skipped."""
+    kept = [a for a in alerts if SEVERITY_ORDER[a.severity] <= SEVERITY_ORDER[minimum]]
+    nodes: dict[str, dict[str, Any]] = {}
+    for found in sorted(kept, key=lambda a: (SEVERITY_ORDER[a.severity], a.raised_at.isoformat(), a.alert_id)):
+        node = nodes.get(found.node_id) or nodes.setdefault(found.node_id, _node(drift, found))
+        node["alerts"].append(
+            {
+                k: v
+                for k, v in alert(found).items()
+                if k in {"alert_id", "rule", "severity", "state", "summary", "asked", "raised_at", "facts"}
+            }
+        )
+    products: dict[str, list[dict[str, Any]]] = {}
+    for node in nodes.values():
+        products.setdefault(node["product_id"] or "", []).append(node)
+    live = sum(1 for kr in drift.state.krs.values() if drift.kr_context(kr.kr_id, at) is not None)
+    flagged = sum(1 for node in nodes.values() if node["node_kind"] == "key_result")
+    return {
+        "portfolio_id": drift.portfolio_id,
+        "as_of": at.isoformat(),
+        "minimum_severity": minimum.value,
+        "counts": {
+            "live_key_results": live,
+            "key_results_with_exceptions": flagged,
+            "skipped_green": max(0, live - flagged),
+            "by_rule": _by_rule(kept),
+        },
+        "products": [{"product_id": pid or None, "nodes": items} for pid, items in sorted(products.items())],
+    }
+
+
+def _node(drift: PortfolioDrift, found: Alert) -> dict[str, Any]:
+    kr = drift.state.krs.get(found.node_id) if found.subject.node_kind == "key_result" else None
+    plan = kr.plan if kr else None
+    return {
+        "node_id": found.node_id,
+        "node_kind": found.subject.node_kind,
+        "title": found.subject.title,
+        "product_id": found.subject.product_id,
+        "owner": found.subject.owner,
+        "confidence": kr.confidence if kr else None,
+        "recovery_plan": plan.model_dump(mode="json") if plan else None,
+        "alerts": [],
+    }
+
+
+def _by_rule(alerts: list[Alert]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for found in alerts:
+        counts[found.rule.value] = counts.get(found.rule.value, 0) + 1
+    return dict(sorted(counts.items()))
