@@ -151,6 +151,9 @@ class ProgressLog(Entity):
     kr_id: str
     points: list[ProgressPoint] = Field(default_factory=list)
     last_as_of: datetime | None = None
+    last_sources: list[str] = Field(
+        default_factory=list, description="Source events of the records as of `last_as_of` (a check-in and its value share a moment)."
+    )
 
     def at(self, moment: datetime) -> float | None:
         """Progress at a moment: the last point at or before it; none before the first."""

@@ -207,7 +207,13 @@ class PortfolioState:
         cycle.scored = True
         cycle.version = event.aggregate_version
         touched.entity("cycle", event.cycle_id)
-        return self._cycle_members(event.cycle_id, touched)
+        self._cycle_members(event.cycle_id, touched)
+        for kr_id in event.carried_over:  # their history continues in the next cycle (as in checkins and rollup)
+            kr = self.krs.get(kr_id)
+            if kr is not None and event.next_cycle_id:
+                kr.cycle_id = event.next_cycle_id
+                touched.entity("key_result", kr_id)
+        return touched
 
     def _cycle_members(self, cycle_id: str, touched: Touched) -> Touched:
         touched.krs.update(k for k, kr in self.krs.items() if kr.cycle_id == cycle_id)
@@ -269,7 +275,7 @@ class PortfolioState:
         if kr is None or not self._fresh(kr, event):
             return None
         _KR_CHANGES[type(event)](kr, event, occurred_at)
-        if isinstance(event, CheckInRecorded):
+        if isinstance(event, CheckInRecorded) and kr.recent_checkins[-1].version == event.aggregate_version:  # the latest one
             low = event.confidence < self.facts.thresholds.off_track_confidence
             kr.low_since = (kr.low_since or occurred_at) if low else None
         kr.version = event.aggregate_version
@@ -286,8 +292,10 @@ class PortfolioState:
         if score.node_kind != NodeKind.KEY_RESULT:
             return None
         log = self.progress.setdefault(score.node_id, ProgressLog(kr_id=score.node_id))
-        if log.last_as_of is not None and score.as_of <= log.last_as_of:
+        same_moment = score.as_of == log.last_as_of
+        if log.last_as_of is not None and (score.as_of < log.last_as_of or (same_moment and score.source_event_id in log.last_sources)):
             return None
+        log.last_sources = [*log.last_sources, score.source_event_id] if same_moment else [score.source_event_id]
         log.last_as_of = score.as_of
         if log.current is None or log.current.progress != score.progress:
             log.points.append(ProgressPoint(at=score.as_of, progress=score.progress))
@@ -314,9 +322,9 @@ class PortfolioState:
 
 
 def _checkin(kr: KeyResultFacts, event: CheckInRecorded, occurred_at: datetime) -> None:
-    kr.recent_checkins = [*kr.recent_checkins, CheckIn(at=occurred_at, confidence=event.confidence, version=event.aggregate_version)][
-        -RECENT_CHECKINS:
-    ]
+    """Keep the latest check-ins by when they happened: one imported with a past `occurred_at` takes its place in time."""
+    checkins = [*kr.recent_checkins, CheckIn(at=occurred_at, confidence=event.confidence, version=event.aggregate_version)]
+    kr.recent_checkins = sorted(checkins, key=lambda checkin: checkin.at)[-RECENT_CHECKINS:]
 
 
 def _value(kr: KeyResultFacts, event: ValueObserved, _: datetime) -> None:
