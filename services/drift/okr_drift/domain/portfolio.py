@@ -307,14 +307,14 @@ class PortfolioState:
     # --- okr.delivery.v1 -------------------------------------------------------------------------------------
 
     def apply_delivery(self, kr_id: str, item: str, change: WorkItemChanged, window: timedelta) -> Touched | None:
-        """Fold a work-item change linked to a key result; ``None`` if not newer than the item's last change."""
+        """Fold a work-item change linked to a key result; ``None`` if older than the item's last change, or the same."""
         log = self.delivery.setdefault(kr_id, DeliveryLog(kr_id=kr_id))
         last = log.changed_at.get(item)
-        if last is not None and change.changed_at <= last:
-            return None
+        done_at = (change.completed_at or change.changed_at) if change.status_category == StatusCategory.DONE else None
+        if last is not None and (change.changed_at < last or (change.changed_at == last and log.done_at.get(item) == done_at)):
+            return None  # two changes may share a timestamp: one that says something new at the same moment still counts
         log.changed_at[item] = change.changed_at
-        done = change.status_category == StatusCategory.DONE
-        log.done_at[item] = (change.completed_at or change.changed_at) if done else None
+        log.done_at[item] = done_at
         _prune_items(log, change.changed_at, window)
         touched = Touched(krs={kr_id})
         touched.entity("delivery", kr_id)
