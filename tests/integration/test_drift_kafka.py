@@ -21,7 +21,8 @@ from fastapi.testclient import TestClient
 
 from okr_checkins.bootstrap import create_app as create_checkins
 from okr_checkins.settings import CheckinsSettings
-from okr_contracts.topics import ALERTS_TOPIC, KR_EVENTS_TOPIC
+from okr_contracts.envelope import Headers
+from okr_contracts.topics import ALERTS_TOPIC, DELIVERY_TOPIC, KR_EVENTS_TOPIC, dead_letter_topic
 from okr_drift.bootstrap import create_app as create_drift
 from okr_drift.settings import DriftSettings
 from okr_runtime.auth import hash_token
@@ -200,3 +201,31 @@ def test_redelivering_the_same_events_raises_nothing_twice(kafka_bootstrap: str,
         raised = [e["data"]["alert_id"] for e in after if e["type"] == "AlertRaised"]
         assert sorted(raised) == sorted({e["data"]["alert_id"] for e in before if e["type"] == "AlertRaised"})
         assert len({e["event_id"] for e in after}) == len(after)
+
+
+def test_an_input_drift_cannot_read_goes_to_its_dead_letter_topic(kafka_bootstrap: str, tmp_path: Path, unique: str, consume: Any) -> None:
+    clock = Clock(datetime.now(UTC))
+    settings = DriftSettings(
+        kafka_bootstrap=kafka_bootstrap, tokens_file=tokens_file(tmp_path), store_path=tmp_path / "d.sqlite", group=f"drift.{unique}"
+    )
+    marker = f"jira:{unique}".encode()
+    poison = b'{"type": "WorkItemChanged", "event_id": "not-a-uuid"}'
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(DELIVERY_TOPIC.name, poison, key=marker)
+        finally:
+            await producer.stop()
+
+    with TestClient(create_drift(settings, clock=clock)) as reader:
+        asyncio.run(send())
+        dead = consume(kafka_bootstrap, dead_letter_topic(settings.consumer_group), lambda seen: any(r.key == marker for r in seen))
+        assert reader.get("/health/ready").status_code == 200
+    [record] = [r for r in dead if r.key == marker]
+    headers = {name: value.decode() for name, value in record.headers}
+    assert record.value == poison
+    assert "invalid WorkItemChanged" in headers[Headers.DLQ_REASON]
+    assert headers[Headers.DLQ_SOURCE_TOPIC] == DELIVERY_TOPIC.name
+    assert headers[Headers.DLQ_CONSUMER_GROUP] == settings.consumer_group

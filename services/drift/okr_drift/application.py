@@ -22,7 +22,7 @@ from okr_drift.domain.alerts import Alert, AlertClosed, AlertNotFound, AlertStat
 from okr_drift.domain.evaluation import PortfolioDrift
 from okr_drift.domain.facts import PortfolioFacts
 from okr_drift.domain.portfolio import ENTITY_KINDS, Touched
-from okr_drift.store import DriftStore, Write
+from okr_drift.store import AlertQuery, DriftStore, Write
 from okr_runtime.consumer import Delivery, Rejected
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,10 @@ Publish = Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]
 """Publishes (portfolio id, envelope value) pairs on okr.alerts.v1, in order, returning once Kafka acknowledged them."""
 Owns = Callable[[str], bool]
 """Whether this shard evaluates a portfolio."""
+
+
+class NotThisShard(LookupError):
+    """The portfolio belongs to another shard, which holds its alerts in memory."""
 
 
 class DriftService:
@@ -67,7 +71,7 @@ class DriftService:
         for pid, alert_id in self.store.alert_ids():
             if self.owns(pid) and only in (None, pid):
                 drift_of(pid).book.used.add(alert_id)
-        for alert in self.store.alerts():
+        for alert in self.store.alerts(only, AlertQuery(limit=None)):  # every active alert, not the API's first page
             if self.owns(alert.portfolio_id) and only in (None, alert.portfolio_id):
                 drift_of(alert.portfolio_id).book.load(alert)
         return drifts
@@ -115,10 +119,14 @@ class DriftService:
     async def _apply(self, portfolio_id: str, fold: Callable[[PortfolioDrift], Touched | None]) -> None:
         async with self._lock(portfolio_id):
             drift = self.drifts.setdefault(portfolio_id, PortfolioDrift(portfolio_id))
-            touched = fold(drift)
-            if touched is not None:  # else seen before: only what an earlier attempt left unpublished is sent
-                changes = drift.evaluate(self.clock(), touched)
-                await self._commit(drift, touched, changes)
+            try:
+                touched = fold(drift)
+                if touched is not None:  # else seen before: only what an earlier attempt left unpublished is sent
+                    changes = drift.evaluate(self.clock(), touched)
+                    await self._commit(drift, touched, changes)
+            except BaseException:
+                await self._reload(portfolio_id)  # memory may be ahead of the store: the retried input must apply again
+                raise
         await self.flush()
 
     # --- clock -----------------------------------------------------------------------------------------------
@@ -162,6 +170,8 @@ class DriftService:
 
     async def acknowledge(self, portfolio_id: str, alert_id: str, by: str, note: str) -> Alert:
         """Acknowledge an open alert (the first acknowledgement stands); :class:`AlertClosed` if it is resolved."""
+        if not self.owns(portfolio_id):
+            raise NotThisShard(f"portfolio {portfolio_id} is evaluated by another drift shard; acknowledge there")
         async with self._lock(portfolio_id):
             alert = await self.find(portfolio_id, alert_id)
             if alert.state == AlertState.RESOLVED:
@@ -190,15 +200,18 @@ class DriftService:
         try:
             await asyncio.to_thread(self.store.write, write)
         except BaseException:
-            # memory is ahead of the store now: reload the portfolio so the redelivered input is applied again
-            reloaded = await asyncio.to_thread(self._load_all, drift.portfolio_id)
-            self.drifts[drift.portfolio_id] = reloaded.get(drift.portfolio_id, PortfolioDrift(drift.portfolio_id))
+            await self._reload(drift.portfolio_id)  # memory is ahead of the store now
             raise
+
+    async def _reload(self, portfolio_id: str) -> None:
+        """Replace a portfolio's memory with what the store holds."""
+        reloaded = await asyncio.to_thread(self._load_all, portfolio_id)
+        self.drifts[portfolio_id] = reloaded.get(portfolio_id, PortfolioDrift(portfolio_id))
 
     async def flush(self) -> None:
         """Publish stored lifecycle events that Kafka has not acknowledged yet, in order, then mark them."""
         async with self._flushing:
-            rows = await asyncio.to_thread(self.store.unpublished)
+            rows = [row for row in await asyncio.to_thread(self.store.unpublished) if self.owns(row[1])]
             if not rows:
                 return
             await self.publish([(pid, value) for _, pid, value in rows])

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from okr_contracts.alerts import DriftRule, Severity
 from okr_drift import views
-from okr_drift.application import DriftService
+from okr_drift.application import DriftService, NotThisShard
 from okr_drift.domain.alerts import Alert, AlertClosed, AlertNotFound, AlertState
 from okr_drift.store import AlertQuery
 from okr_runtime.auth import Authenticator, Caller, TokenRole
@@ -56,7 +56,7 @@ def install_api(app: FastAPI, drift: DriftService, auth: Authenticator) -> None:
 
     @router.post(
         "/{portfolio_id}/alerts/{alert_id}/acknowledge",
-        summary="Acknowledge an open alert (its owner, a lead, or the portfolio lead); it resolves itself when the condition clears",
+        summary="Acknowledge an open alert (a recipient, the node's owner or the portfolio lead); it resolves when the condition clears",
     )
     async def acknowledge(caller: Who, portfolio_id: str, alert_id: str, body: Acknowledgement | None = None) -> dict[str, Any]:
         caller.check_scope(portfolio_id)
@@ -70,6 +70,8 @@ def install_api(app: FastAPI, drift: DriftService, auth: Authenticator) -> None:
             done = await drift.acknowledge(portfolio_id, alert_id, caller.principal, body.note if body else "")
         except AlertClosed as exc:
             raise Problem(409, "Alert resolved", str(exc), type_="urn:okrstream:problem:alert-resolved") from exc
+        except NotThisShard as exc:
+            raise Problem(421, "Misdirected request", str(exc), type_="urn:okrstream:problem:other-shard") from exc
         return views.alert(done)
 
     @router.get(
@@ -82,7 +84,7 @@ def install_api(app: FastAPI, drift: DriftService, auth: Authenticator) -> None:
     ) -> dict[str, Any]:
         caller.check_scope(portfolio_id)
         state = drift.drifts.get(portfolio_id)
-        if state is None:
+        if state is None or not state.state.facts.version:  # unknown, or only delivery signal seen so far
             raise Problem(404, "Not found", f"drift knows no portfolio {portfolio_id}", type_=UNKNOWN)
         found = await run_in_threadpool(drift.store.alerts, portfolio_id, AlertQuery(limit=100_000))
         return views.exceptions(state, found, minimum=minimum_severity, at=drift.clock())

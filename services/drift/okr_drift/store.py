@@ -81,7 +81,8 @@ class AlertQuery:
     owner: str | None = None
     rule: str | None = None
     node_id: str | None = None
-    limit: int = 500
+    limit: int | None = 500
+    """At most this many; none is every match."""
 
 
 class DriftStore(ABC):
@@ -138,7 +139,7 @@ class DriftStore(ABC):
     def alerts(self, portfolio_id: str | None = None, query: AlertQuery | None = None) -> list[Alert]:
         """Alerts matching the query (every portfolio's active alerts when no portfolio is given), newest first."""
         query = query or AlertQuery()
-        clauses, params = [f"state IN ({', '.join('?' for _ in query.states)})"], list(query.states)
+        clauses, params = [f"state IN ({', '.join('?' for _ in query.states)})"], list[Any](query.states)
         for column, value in (("portfolio_id", portfolio_id), ("product_id", query.product_id), ("owner", query.owner)):
             if value is not None:
                 clauses.append(f"{column} = ?")
@@ -147,9 +148,12 @@ class DriftStore(ABC):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
-        sql = f"SELECT doc FROM drift_alerts WHERE {' AND '.join(clauses)} ORDER BY raised_at DESC, alert_id LIMIT ?"  # noqa: S608 (fixed columns)
+        sql = f"SELECT doc FROM drift_alerts WHERE {' AND '.join(clauses)} ORDER BY raised_at DESC, alert_id"  # noqa: S608 (fixed columns)
+        if query.limit is not None:
+            sql += " LIMIT ?"
+            params.append(query.limit)
         with self.transaction() as cur:
-            cur.execute(self._q(sql), (*params, query.limit))
+            cur.execute(self._q(sql), params)
             return [Alert.model_validate_json(row[0]) for row in cur.fetchall()]
 
     def alert(self, portfolio_id: str, alert_id: str) -> Alert | None:
