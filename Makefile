@@ -7,7 +7,7 @@ PYTHON ?= python3
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: run test lint types schemas publish-schemas bench-checkins bench-rollup clean
+.PHONY: run test lint types schemas publish-schemas bench-checkins bench-rollup bench-drift clean
 
 # uv itself comes from PyPI into a private venv, pinned, so a fresh machine needs only Python 3.11+.
 $(UV):
@@ -34,6 +34,7 @@ test: lint types
 	$(UV) run --locked python -m okr_runtime.asyncapi check
 	$(UV) run --locked python -m okr_checkins.openapi check
 	$(UV) run --locked python -m okr_rollup.openapi check
+	$(UV) run --locked python -m okr_drift.openapi check
 	$(UV) run --locked pytest
 
 schemas: .venv/.synced
@@ -41,12 +42,14 @@ schemas: .venv/.synced
 	$(UV) run --locked python -m okr_runtime.asyncapi write
 	$(UV) run --locked python -m okr_checkins.openapi write
 	$(UV) run --locked python -m okr_rollup.openapi write
+	$(UV) run --locked python -m okr_drift.openapi write
 
 publish-schemas: schemas
 	$(UV) run --locked python -m okr_contracts.schemas publish
 
 bench-checkins: .venv/.synced ; $(UV) run --locked python bench/checkins/run.py
 bench-rollup: .venv/.synced ; $(UV) run --locked python bench/rollup/run.py
+bench-drift: .venv/.synced ; $(UV) run --locked python bench/drift/run.py
 clean:
 	-bash deploy/local/kafka.sh stop
 	-bash deploy/local/postgres.sh stop
