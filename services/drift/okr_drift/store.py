@@ -10,18 +10,12 @@ written in one transaction, before the event is published and the offset committ
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from psycopg_pool import ConnectionPool
-
 from okr_drift.domain.alerts import Alert, AlertState
+from okr_runtime.sqlstore import PostgresBackend, SqliteBackend, SqlStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS drift_facts (
@@ -55,8 +49,6 @@ CREATE TABLE IF NOT EXISTS drift_outbox (
 );
 CREATE INDEX IF NOT EXISTS drift_outbox_unpublished ON drift_outbox (portfolio_id, id) WHERE NOT published;
 """
-SQLITE_IDENTITY = "INTEGER PRIMARY KEY AUTOINCREMENT"
-POSTGRES_IDENTITY = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
 ACTIVE = (AlertState.OPEN.value, AlertState.ACKNOWLEDGED.value)
 
 
@@ -85,21 +77,10 @@ class AlertQuery:
     """At most this many; none is every match."""
 
 
-class DriftStore(ABC):
-    """Drift's tables behind one API; subclasses provide connections and the parameter style."""
+class DriftStore(SqlStore):
+    """Drift's tables behind one API; a backend (SQLite or PostgreSQL) provides the connections."""
 
-    placeholder = "?"
-
-    @abstractmethod
-    def transaction(self) -> Any:
-        """A context manager yielding a cursor inside one transaction."""
-
-    @abstractmethod
-    def close(self) -> None:
-        """Release connections."""
-
-    def _q(self, text: str) -> str:
-        return text.replace("?", self.placeholder)
+    schema_sql = SCHEMA
 
     def write(self, change: Write) -> None:
         """Store a portfolio's changed facts, alerts and outgoing events atomically."""
@@ -205,55 +186,9 @@ def _alert_row(alert: Alert) -> tuple[Any, ...]:
     )
 
 
-class SqliteDriftStore(DriftStore):
-    """The embedded default: one SQLite file (WAL), one connection shared under a lock."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(SCHEMA.format(identity=SQLITE_IDENTITY))
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Cursor]:
-        """One IMMEDIATE transaction (writers queue instead of failing on upgrade)."""
-        with self._lock:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._conn.close()
+class SqliteDriftStore(SqliteBackend, DriftStore):
+    """The embedded default: one SQLite file."""
 
 
-class PostgresDriftStore(DriftStore):
-    """Production: a connection pool on the configured schema; table creation serialised by an advisory lock."""
-
-    placeholder = "%s"
-
-    def __init__(self, dsn: str, schema: str | None = None, *, max_size: int = 4) -> None:
-        options = {"options": f"-c search_path={schema}"} if schema else {}
-        self._pool = ConnectionPool(dsn, min_size=1, max_size=max_size, kwargs=options, open=True, timeout=10)
-        with self.transaction() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext('okrstream.drift.schema'))")
-            for statement in SCHEMA.format(identity=POSTGRES_IDENTITY).split(";"):
-                if statement.strip():
-                    cur.execute(statement.encode())
-
-    @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        """One transaction on a pooled connection."""
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            yield cur
-
-    def close(self) -> None:
-        """Close the pool."""
-        self._pool.close()
+class PostgresDriftStore(PostgresBackend, DriftStore):
+    """Production: PostgreSQL, in the configured schema."""

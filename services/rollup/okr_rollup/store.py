@@ -12,19 +12,14 @@ An event's input row and its score rows are written in one transaction.
 from __future__ import annotations
 
 import sqlite3
-import threading
-from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool
 
 from okr_rollup.domain.projection import ScoreRecord
+from okr_runtime.sqlstore import PostgresBackend, SqliteBackend, SqlStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rollup_inputs (
@@ -47,8 +42,6 @@ CREATE INDEX IF NOT EXISTS rollup_scores_node ON rollup_scores (portfolio_id, no
 CREATE INDEX IF NOT EXISTS rollup_scores_as_of ON rollup_scores (portfolio_id, as_of);
 CREATE INDEX IF NOT EXISTS rollup_scores_unpublished ON rollup_scores (portfolio_id, input_seq) WHERE NOT published;
 """
-SQLITE_IDENTITY = "INTEGER PRIMARY KEY AUTOINCREMENT"
-POSTGRES_IDENTITY = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
 
 
 class SeqConflict(RuntimeError):
@@ -68,21 +61,10 @@ class Loaded:
     unpublished: bool
 
 
-class ScoreStore(ABC):
-    """The rollup's tables behind one API; subclasses provide connections and the parameter style."""
+class ScoreStore(SqlStore):
+    """The rollup's tables behind one API; a backend (SQLite or PostgreSQL) provides the connections."""
 
-    placeholder = "?"
-
-    @abstractmethod
-    def transaction(self) -> Any:
-        """A context manager yielding a cursor inside one transaction."""
-
-    @abstractmethod
-    def close(self) -> None:
-        """Release connections."""
-
-    def _q(self, text: str) -> str:
-        return text.replace("?", self.placeholder)
+    schema_sql = SCHEMA
 
     def load(self, portfolio_id: str) -> Loaded:
         """Everything needed to rebuild a portfolio's projection."""
@@ -151,58 +133,12 @@ class ScoreStore(ABC):
             return [row[0] for row in cur.fetchall()]
 
 
-class SqliteScoreStore(ScoreStore):
-    """The embedded default: one SQLite file (WAL), one connection shared under a lock."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(SCHEMA.format(identity=SQLITE_IDENTITY))
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Cursor]:
-        """One IMMEDIATE transaction (writers queue instead of failing on upgrade)."""
-        with self._lock:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._conn.close()
+class SqliteScoreStore(SqliteBackend, ScoreStore):
+    """The embedded default: one SQLite file."""
 
 
-class PostgresScoreStore(ScoreStore):
-    """Production: a connection pool on the configured schema; table creation serialised by an advisory lock."""
-
-    placeholder = "%s"
-
-    def __init__(self, dsn: str, schema: str | None = None, *, max_size: int = 4) -> None:
-        options = {"options": f"-c search_path={schema}"} if schema else {}
-        self._pool = ConnectionPool(dsn, min_size=1, max_size=max_size, kwargs=options, open=True, timeout=10)
-        with self.transaction() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext('okrstream.rollup.schema'))")
-            for statement in SCHEMA.format(identity=POSTGRES_IDENTITY).split(";"):
-                if statement.strip():
-                    cur.execute(statement.encode())
-
-    @contextmanager
-    def transaction(self) -> Iterator[psycopg.Cursor[Any]]:
-        """One transaction on a pooled connection."""
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            yield cur
-
-    def close(self) -> None:
-        """Close the pool."""
-        self._pool.close()
+class PostgresScoreStore(PostgresBackend, ScoreStore):
+    """Production: PostgreSQL, in the configured schema."""
 
 
 def _bytes(value: str | bytes) -> bytes:
