@@ -8,7 +8,7 @@ Pure: the moment is passed in, nothing is read from a clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from okr_contracts.alerts import Audience, DriftRule
@@ -33,12 +33,13 @@ class PortfolioDrift:
         """Raise and resolve alerts for the touched nodes (every node when `touched` is none) as of `at`."""
         changes: list[Change] = []
         krs, objectives, groups = self._scope(touched)
+        live = _LiveCycles(self, at)
         for kr_id in krs:
-            self.evaluate_kr(kr_id, at, changes)
+            self.evaluate_kr(kr_id, at, changes, live)
         for objective_id in objectives:
-            self._evaluate_objective(objective_id, at, changes)
+            self._evaluate_objective(objective_id, at, changes, live)
         for group in groups:
-            self._evaluate_group(group, at, changes)
+            self._evaluate_group(group, at, changes, live)
         return changes
 
     def _scope(self, touched: Touched | None) -> tuple[Iterable[str], Iterable[str], Iterable[str]]:
@@ -56,20 +57,23 @@ class PortfolioDrift:
         cycle = self.state.cycles.get(cycle_id)
         return cycle if cycle is not None and not cycle.scored and at < cycle.end else None
 
-    def kr_context(self, kr_id: str, at: datetime) -> KrContext | None:
-        """What the key-result rules read, or none when the key result is not live (unknown, retired, cycle closed)."""
+    def kr_context(self, kr_id: str, at: datetime, live: Mapping[str, CycleFacts | None] | None = None) -> KrContext | None:
+        """What the key-result rules read, or none when the key result is not live (unknown, retired, cycle closed).
+
+        `live` is the cycles' liveness at `at` when the caller already has it (an evaluation works it out once per cycle).
+        """
         kr = self.state.krs.get(kr_id)
         if kr is None or kr.retired:
             return None
-        cycle = self.live_cycle(kr.cycle_id, at)
+        cycle = self.live_cycle(kr.cycle_id, at) if live is None else live[kr.cycle_id]
         if cycle is None:
             return None
         state = self.state
         return KrContext(at, state.facts.thresholds, kr, cycle, state.progress.get(kr_id), state.delivery.get(kr_id))
 
-    def evaluate_kr(self, kr_id: str, at: datetime, changes: list[Change]) -> None:
+    def evaluate_kr(self, kr_id: str, at: datetime, changes: list[Change], live: Mapping[str, CycleFacts | None] | None = None) -> None:
         """Run every key-result rule for one key result."""
-        ctx = self.kr_context(kr_id, at)
+        ctx = self.kr_context(kr_id, at, live)
         open_alerts = self.book.open_for(kr_id)
         if ctx is None and not open_alerts:
             return
@@ -84,31 +88,39 @@ class PortfolioDrift:
             if rule in KR_RULES and rule not in found:
                 changes.append(self.book.resolve(alert, why_cleared(rule, ctx), at))
 
-    def _evaluate_objective(self, objective_id: str, at: datetime, changes: list[Change]) -> None:
+    def _evaluate_objective(self, objective_id: str, at: datetime, changes: list[Change], live: Mapping[str, CycleFacts | None]) -> None:
         objective = self.state.objectives.get(objective_id)
         finding = None
-        if objective is not None and self.live_cycle(objective.cycle_id, at) is not None:
-            members = self.state.members.get(objective_id, set())
-            live = sum(1 for k in members if not self.state.krs[k].retired)
-            finding = too_many_key_results(objective, live, self.state.facts.thresholds)
-        subject = self._objective_subject(objective) if objective else None
+        if objective is not None and live[objective.cycle_id] is not None:
+            krs = self.state.krs
+            members = sum(1 for k in self.state.members.get(objective_id, ()) if not krs[k].retired)
+            finding = too_many_key_results(objective, members, self.state.facts.thresholds)
+        subject = None if objective is None else lambda: self._objective_subject(objective)
         self._settle(objective_id, DriftRule.TOO_MANY_KEY_RESULTS, finding, subject, at, changes)
 
-    def _evaluate_group(self, group: str, at: datetime, changes: list[Change]) -> None:
+    def _evaluate_group(self, group: str, at: datetime, changes: list[Change], live: Mapping[str, CycleFacts | None]) -> None:
         counts: dict[str, int] = {}
+        objectives = self.state.objectives
         for objective_id in self.state.focus.get(group, ()):
-            objective = self.state.objectives[objective_id]
-            if objective.tier > 1 and self.live_cycle(objective.cycle_id, at) is not None:
+            objective = objectives[objective_id]
+            if objective.tier > 1 and live[objective.cycle_id] is not None:
                 counts[objective.cycle_id] = counts.get(objective.cycle_id, 0) + 1
         finding = too_many_objectives(group, counts, self.state.facts.thresholds)
-        self._settle(group, DriftRule.TOO_MANY_OBJECTIVES, finding, self._group_subject(group), at, changes)
+        self._settle(group, DriftRule.TOO_MANY_OBJECTIVES, finding, lambda: self._group_subject(group), at, changes)
 
     def _settle(
-        self, node: str, rule: DriftRule, finding: Finding | None, subject: Subject | None, at: datetime, changes: list[Change]
+        self,
+        node: str,
+        rule: DriftRule,
+        finding: Finding | None,
+        subject: Callable[[], Subject] | None,
+        at: datetime,
+        changes: list[Change],
     ) -> None:
+        """Raise or resolve the node's alert of `rule`; `subject` (none when the node is gone) is built only to raise one."""
         alert = self.book.open_for(node).get(rule)
         if finding is not None and alert is None and subject is not None:
-            changes.append(self.book.raise_alert(finding, subject, at))
+            changes.append(self.book.raise_alert(finding, subject(), at))
         elif finding is None and alert is not None:
             changes.append(self.book.resolve(alert, why_cleared(rule, None) if subject is None else _SCOPE_CLEARED[rule], at))
 
@@ -150,6 +162,18 @@ class PortfolioDrift:
         lead = team.lead if team else product.lead if product else None
         product_id = team.product_id if team else group
         return Subject(node_kind="team", title=group, product_id=product_id, recipients=self._recipients(None, lead))
+
+
+class _LiveCycles(dict[str, CycleFacts | None]):
+    """Each cycle's liveness at one moment, worked out on first use and then looked up: an evaluation asks once per node."""
+
+    def __init__(self, drift: PortfolioDrift, at: datetime) -> None:
+        super().__init__()
+        self.drift, self.at = drift, at
+
+    def __missing__(self, cycle_id: str) -> CycleFacts | None:
+        found = self[cycle_id] = self.drift.live_cycle(cycle_id, self.at)
+        return found
 
 
 _SCOPE_CLEARED = {

@@ -11,6 +11,7 @@ are not newer than the item's last change.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 
 from pydantic import BaseModel, Field
 
@@ -54,12 +55,12 @@ class CycleFacts(Entity):
     ends_on: date
     scored: bool = False
 
-    @property
+    @cached_property
     def start(self) -> datetime:
         """The first moment of the cycle (UTC midnight of its first day)."""
         return datetime.combine(self.starts_on, time(0), UTC)
 
-    @property
+    @cached_property
     def end(self) -> datetime:
         """The moment the cycle is over (UTC midnight after its last day)."""
         return datetime.combine(self.ends_on + timedelta(days=1), time(0), UTC)

@@ -241,7 +241,7 @@ class PortfolioState:
         touched.entity("objective", event.objective_id)
         touched.objectives.add(event.objective_id)
         touched.groups.update(g for g in (before.focus_group if before else None, after.focus_group) if g)
-        touched.krs.update(k for k, kr in self.krs.items() if kr.objective_id == event.objective_id)
+        touched.krs.update(self.members.get(event.objective_id, ()))
         return touched
 
     def _key_result(self, event: KeyResultDefined, occurred_at: datetime, touched: Touched) -> Touched | None:

@@ -125,8 +125,10 @@ def off_track_episode(ctx: KrContext) -> OffTrack | None:
     """The current off-track episode, if any."""
     kr, t = ctx.kr, ctx.thresholds
     confidence = kr.confidence
+    if confidence is None or confidence >= t.off_track_confidence:
+        return None
     elapsed = ctx.cycle.elapsed(ctx.at)
-    if confidence is None or confidence >= t.off_track_confidence or elapsed < t.off_track_after_cycle_fraction:
+    if elapsed < t.off_track_after_cycle_fraction:
         return None
     low_since = kr.low_since or kr.recent_checkins[-1].at
     if kr.plan is not None and kr.plan.at >= low_since:
