@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 
-from okr_contracts.envelope import Envelope, EventPayload
+from okr_contracts.envelope import Envelope, EventPayload, Headers
 from okr_contracts.topics import TopicSpec
 from okr_runtime.settings import RuntimeSettings
 from okr_runtime.telemetry import Telemetry
@@ -52,6 +53,27 @@ async def publish_event(broker: KafkaBroker, spec: TopicSpec, envelope: Envelope
         key=spec.key_for(envelope),
         headers=envelope.headers(),
     )
+
+
+StoredPublish = Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]
+"""Publishes (key, stored envelope value) pairs in order, returning once Kafka acknowledged them."""
+
+
+def stored_publisher(broker: KafkaBroker, spec: TopicSpec) -> StoredPublish:
+    """Publish envelope values kept in an outbox on `spec`'s topic: value as stored, headers mirroring its envelope, one ack each."""
+
+    async def publish(records: Sequence[tuple[str, bytes]]) -> None:
+        for key, value in records:
+            envelope = json.loads(value)
+            headers = {
+                Headers.EVENT_ID: envelope["event_id"],
+                Headers.EVENT_TYPE: envelope["type"],
+                Headers.SCHEMA_VERSION: str(envelope["schema_version"]),
+                Headers.CONTENT_TYPE: "application/json",
+            }
+            await broker.publish(value, topic=spec.name, key=key.encode(), headers=headers)
+
+    return publish
 
 
 async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication_factor: int, *, timeout_s: float = 30.0) -> list[str]:

@@ -13,12 +13,17 @@ from __future__ import annotations
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg_pool import ConnectionPool
+
+from okr_runtime.eventstore import EventStoreConfigError, ensure_schema
+from okr_runtime.settings import RuntimeSettings
+
+StoreT = TypeVar("StoreT", bound="SqlStore")
 
 SQLITE_IDENTITY = "INTEGER PRIMARY KEY AUTOINCREMENT"
 POSTGRES_IDENTITY = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
@@ -95,3 +100,15 @@ class PostgresBackend(SqlStore):
     def close(self) -> None:
         """Close the pool."""
         self._pool.close()
+
+
+def open_sql_store(
+    settings: RuntimeSettings, sqlite: Callable[[Path], StoreT], postgres: Callable[[str, str | None], StoreT], sqlite_path: Path
+) -> StoreT:
+    """The configured backend of a store: its SQLite file, or PostgreSQL in the configured schema (``OKR_EVENT_STORE``)."""
+    if settings.event_store == "sqlite":
+        return sqlite(sqlite_path)
+    if not settings.postgres_dsn:
+        raise EventStoreConfigError("OKR_EVENT_STORE=postgres needs OKR_POSTGRES_DSN")
+    ensure_schema(settings)
+    return postgres(settings.postgres_dsn, settings.postgres_schema)

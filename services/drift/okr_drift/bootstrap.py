@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
-from faststream.kafka import KafkaBroker
 
-from okr_contracts.envelope import Headers
 from okr_contracts.topics import ALERTS_TOPIC, DELIVERY_TOPIC, KR_EVENTS_TOPIC, SCORES_TOPIC
-from okr_drift.application import Clock, DriftService, Publish
+from okr_drift.application import Clock, DriftService
 from okr_drift.http import install_api
 from okr_drift.settings import DriftSettings
 from okr_drift.store import DriftStore, PostgresDriftStore, SqliteDriftStore
 from okr_runtime.auth import Authenticator
 from okr_runtime.consumer import subscribe
-from okr_runtime.eventstore import EventStoreConfigError, ensure_schema
-from okr_runtime.kafka import create_broker
+from okr_runtime.kafka import create_broker, stored_publisher
 from okr_runtime.service import ServiceParts, service_app
+from okr_runtime.sqlstore import open_sql_store
 from okr_runtime.telemetry import Telemetry, create_telemetry
 
 DESCRIPTION = """Drift alerts for every key result of a portfolio: stale, off-track, not moving, confidence falling,
@@ -39,7 +35,7 @@ def create_app(settings: DriftSettings, *, telemetry: Telemetry | None = None, c
     telemetry = telemetry or create_telemetry(settings)
     broker = create_broker(settings, telemetry)
     store = open_store(settings)
-    drift = DriftService(store, kafka_publisher(broker), clock, settings.owns)
+    drift = DriftService(store, stored_publisher(broker, ALERTS_TOPIC), clock, settings.owns)
     group = settings.consumer_group
     subscribe(broker, KR_EVENTS_TOPIC, group_id=group, handler=drift.on_history, settings=settings)
     subscribe(broker, SCORES_TOPIC, group_id=group, handler=drift.on_score, settings=settings)
@@ -73,26 +69,4 @@ def create_app(settings: DriftSettings, *, telemetry: Telemetry | None = None, c
 
 def open_store(settings: DriftSettings) -> DriftStore:
     """The configured store: the SQLite file, or PostgreSQL (in the configured schema)."""
-    if settings.event_store == "sqlite":
-        return SqliteDriftStore(settings.store_path)
-    if not settings.postgres_dsn:
-        raise EventStoreConfigError("OKR_EVENT_STORE=postgres needs OKR_POSTGRES_DSN")
-    ensure_schema(settings)
-    return PostgresDriftStore(settings.postgres_dsn, settings.postgres_schema)
-
-
-def kafka_publisher(broker: KafkaBroker) -> Publish:
-    """Publish alert lifecycle events on okr.alerts.v1 keyed by portfolio id, in order, waiting for every ack."""
-
-    async def publish(events: Sequence[tuple[str, bytes]]) -> None:
-        for portfolio_id, value in events:
-            envelope = json.loads(value)
-            headers = {
-                Headers.EVENT_ID: envelope["event_id"],
-                Headers.EVENT_TYPE: envelope["type"],
-                Headers.SCHEMA_VERSION: str(envelope["schema_version"]),
-                Headers.CONTENT_TYPE: "application/json",
-            }
-            await broker.publish(value, topic=ALERTS_TOPIC.name, key=portfolio_id.encode(), headers=headers)
-
-    return publish
+    return open_sql_store(settings, SqliteDriftStore, PostgresDriftStore, settings.store_path)

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Sequence
 
 from fastapi import FastAPI
-from faststream.kafka import KafkaBroker
 
-from okr_contracts.envelope import Headers
 from okr_contracts.topics import KR_EVENTS_TOPIC, SCORES_TOPIC
-from okr_rollup.application import Publish, RollupService
+from okr_rollup.application import RollupService
 from okr_rollup.http import install_api
 from okr_rollup.settings import RollupSettings
 from okr_rollup.store import PostgresScoreStore, ScoreStore, SqliteScoreStore
 from okr_runtime.auth import Authenticator
 from okr_runtime.consumer import subscribe
-from okr_runtime.eventstore import EventStoreConfigError, ensure_schema
-from okr_runtime.kafka import create_broker
+from okr_runtime.kafka import create_broker, stored_publisher
 from okr_runtime.service import ServiceParts, service_app
+from okr_runtime.sqlstore import open_sql_store
 from okr_runtime.telemetry import Telemetry, create_telemetry
 
 DESCRIPTION = """Live, explainable scores for every objective and key result of a portfolio, projected from
@@ -32,7 +28,7 @@ def create_app(settings: RollupSettings, *, telemetry: Telemetry | None = None) 
     telemetry = telemetry or create_telemetry(settings)
     broker = create_broker(settings, telemetry)
     store = open_store(settings)
-    rollup = RollupService(store, kafka_publisher(broker))
+    rollup = RollupService(store, stored_publisher(broker, SCORES_TOPIC))
     subscribe(broker, KR_EVENTS_TOPIC, group_id=settings.group, handler=rollup.handle, settings=settings)
 
     async def store_ready() -> bool:
@@ -53,26 +49,4 @@ def create_app(settings: RollupSettings, *, telemetry: Telemetry | None = None) 
 
 def open_store(settings: RollupSettings) -> ScoreStore:
     """The configured store: the SQLite file, or PostgreSQL (in the configured schema)."""
-    if settings.event_store == "sqlite":
-        return SqliteScoreStore(settings.store_path)
-    if not settings.postgres_dsn:
-        raise EventStoreConfigError("OKR_EVENT_STORE=postgres needs OKR_POSTGRES_DSN")
-    ensure_schema(settings)
-    return PostgresScoreStore(settings.postgres_dsn, settings.postgres_schema)
-
-
-def kafka_publisher(broker: KafkaBroker) -> Publish:
-    """Publish score records on okr.scores.v1 keyed by node id, in order, waiting for every ack."""
-
-    async def publish(records: Sequence[tuple[str, bytes]]) -> None:
-        for node_id, value in records:
-            envelope = json.loads(value)
-            headers = {
-                Headers.EVENT_ID: envelope["event_id"],
-                Headers.EVENT_TYPE: envelope["type"],
-                Headers.SCHEMA_VERSION: str(envelope["schema_version"]),
-                Headers.CONTENT_TYPE: "application/json",
-            }
-            await broker.publish(value, topic=SCORES_TOPIC.name, key=node_id.encode(), headers=headers)
-
-    return publish
+    return open_sql_store(settings, SqliteScoreStore, PostgresScoreStore, settings.store_path)
