@@ -62,7 +62,8 @@ def install_api(app: FastAPI, drift: DriftService, auth: Authenticator) -> None:
         caller.check_scope(portfolio_id)
         found = await _find(drift, portfolio_id, alert_id)
         lead = drift.drifts[portfolio_id].state.facts.lead if portfolio_id in drift.drifts else None
-        allowed = {who for who in (*found.recipients, found.subject.owner, lead) if who}
+        # the node's owner and its leads, whoever the alert was addressed to ("by owner or lead")
+        allowed = {who for who in (*found.recipients, *found.subject.recipients.values(), found.subject.owner, lead) if who}
         if caller.principal not in allowed and TokenRole.PORTFOLIO_LEAD not in caller.roles:
             who = ", ".join(sorted(allowed))
             raise Problem(403, "Forbidden", f"{caller.principal} is neither the owner nor a lead this alert is for ({who})")

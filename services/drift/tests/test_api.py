@@ -297,14 +297,20 @@ async def test_a_stranger_may_not_acknowledge_but_a_lead_it_is_for_and_portfolio
     assert client.get(seeded.path("stale", "b1"), headers=bearer("bob")).json()["state"] == "open"
     accepted = [
         ("ben", "confidence_falling", "b1"),  # beta's lead, to whom the alert went
+        ("ben", "output_phrased", "b2"),  # beta's lead again: an owner-only alert about a node of beta
         ("cpo", "stale", "b1"),  # the portfolio's lead
-        ("deputy", "output_phrased", "b2"),  # a token with the portfolio_lead role
+        ("deputy", "stale", "a1"),  # a token with the portfolio_lead role
     ]
     for token, rule, node in accepted:
         response = client.post(seeded.path(rule, node, "/acknowledge"), headers=bearer(token))
         assert response.status_code == 200, response.text
         assert (response.json()["state"], response.json()["acknowledged_by"], response.json()["note"]) == ("acknowledged", token, "")
-    assert listed(client, seeded, state="acknowledged") == [("stale", "b1"), ("confidence_falling", "b1"), ("output_phrased", "b2")]
+    assert listed(client, seeded, state="acknowledged") == [
+        ("stale", "b1"),
+        ("stale", "a1"),
+        ("confidence_falling", "b1"),
+        ("output_phrased", "b2"),
+    ]
 
 
 async def test_acknowledging_a_resolved_alert_is_a_conflict(client: TestClient, seeded: Seeded) -> None:
