@@ -56,7 +56,7 @@ def install_api(app: FastAPI, drift: DriftService, auth: Authenticator) -> None:
 
     @router.post(
         "/{portfolio_id}/alerts/{alert_id}/acknowledge",
-        summary="Acknowledge an open alert (a recipient, the node's owner or the portfolio lead); it resolves when the condition clears",
+        summary="Acknowledge an open alert (the node's owner or one of its leads); it resolves when the condition clears",
     )
     async def acknowledge(caller: Who, portfolio_id: str, alert_id: str, body: Acknowledgement | None = None) -> dict[str, Any]:
         caller.check_scope(portfolio_id)
