@@ -1,6 +1,7 @@
 """Normalised delivery signal from Jira, Linear and Slack, published on ``okr.delivery.v1``.
 
-Keyed by ``<source>:<external id>`` so every change of one work item is ordered.
+Keyed by portfolio id (every mapped item has one), so a portfolio's delivery signal is ordered;
+an item without one is keyed by ``<source>:<external id>``.
 """
 
 from __future__ import annotations

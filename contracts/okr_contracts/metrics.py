@@ -1,4 +1,4 @@
-"""KPI samples, published on ``okr.metrics.v1``, keyed by metric key."""
+"""KPI samples, published on ``okr.metrics.v1``, keyed by portfolio id when the source names one, else by metric key."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ class KpiSampled(EventPayload):
     """One numeric sample of a KPI, from an HTTP JSON endpoint or a SQL query."""
 
     metric: Id = Field(description="Metric key; key results bind to it with `kpi_binding`.")
+    portfolio_id: Id | None = Field(
+        default=None, description="Portfolio whose key results bind the metric, when the source names one; the Kafka key."
+    )
     value: FiniteFloat = Field(description="The sampled value.")
     unit: str = Field(default="", max_length=40, description="Unit of the value.")
     observed_at: AwareDatetime = Field(description="When the value was true at the source.")

@@ -104,18 +104,18 @@ KR_EVENTS_TOPIC = TopicSpec(
 DELIVERY_TOPIC = TopicSpec(
     name="okr.delivery.v1",
     description="Normalised work-item changes from Jira and Linear, blockers and decisions from Slack.",
-    key="<source>:<external_id>",
+    key="portfolio_id (else <source>:<external_id>)",
     events=DELIVERY_EVENTS,
-    key_of=lambda e: f"{e.source}:{e.external_id}",
+    key_of=lambda e: e.portfolio_id or f"{e.source}:{e.external_id}",
     partitions=6,
     retention_ms=90 * DAY_MS,
 )
 METRICS_TOPIC = TopicSpec(
     name="okr.metrics.v1",
     description="KPI samples for auto-tracked key results.",
-    key="metric",
+    key="portfolio_id (else metric)",
     events=METRIC_EVENTS,
-    key_of=lambda e: e.metric,
+    key_of=lambda e: e.portfolio_id or e.metric,
     partitions=6,
     retention_ms=400 * DAY_MS,
 )
