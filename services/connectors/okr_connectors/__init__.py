@@ -1,0 +1,1 @@
+"""Jira, Linear, Slack and KPI ingestion: signed webhooks, resumable polling, normalised events on Kafka."""
