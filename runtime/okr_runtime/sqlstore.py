@@ -47,6 +47,12 @@ class SqlStore(ABC):
     def _q(self, text: str) -> str:
         return text.replace("?", self.placeholder)
 
+    def ping(self) -> None:
+        """Fail unless the store answers (a readiness check)."""
+        with self.transaction() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchall()
+
 
 class SqliteBackend(SqlStore):
     """One SQLite file (WAL), one connection shared under a lock; the schema is created on opening."""

@@ -1,0 +1,67 @@
+"""The outbox relay: publishes stored normalised events to Kafka in order, then marks them published.
+
+Webhooks and pollers only write to the store; this loop is the one path to
+Kafka. Kafka being down stops the relay, never the intake: events wait in the
+outbox and go out when Kafka returns. A crash between the ack and the mark
+republishes those events once more with the same event ids (consumers
+deduplicate on ``event_id``): at least once, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from faststream.kafka import KafkaBroker
+
+from okr_connectors.store import ConnectorStore
+from okr_contracts.topics import topic
+from okr_runtime.kafka import StoredPublish, stored_publisher
+
+log = logging.getLogger(__name__)
+MAX_RETRY_S = 30.0
+
+
+class OutboxRelay:
+    """Publishes what the store holds unpublished; `notify()` wakes it when something was stored."""
+
+    def __init__(self, store: ConnectorStore, broker: KafkaBroker, *, idle_s: float = 0.5, batch: int = 500) -> None:
+        self.store = store
+        self.broker = broker
+        self.idle_s = idle_s
+        self.batch = batch
+        self._wake = asyncio.Event()
+        self._publishers: dict[str, StoredPublish] = {}
+
+    def notify(self) -> None:
+        """Something was stored: publish it now rather than after the idle wait."""
+        self._wake.set()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unpublished events, in order; how many."""
+        rows = await asyncio.to_thread(self.store.unpublished, self.batch)
+        for _, out in rows:
+            publish = self._publishers.get(out.topic) or self._publishers.setdefault(
+                out.topic, stored_publisher(self.broker, topic(out.topic))
+            )
+            await publish([(out.key, out.value)])
+        await asyncio.to_thread(self.store.mark_published, [row_id for row_id, _ in rows])
+        return len(rows)
+
+    async def run(self) -> None:
+        """Publish until cancelled; on failure wait (doubling, at most 30 s) and try again."""
+        delay = self.idle_s
+        while True:
+            self._wake.clear()
+            try:
+                published = await self.publish_pending()
+            except Exception as exc:  # Kafka or the store is down: the events wait in the outbox
+                log.warning("outbox relay: %r; retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(MAX_RETRY_S, delay * 2)
+                continue
+            delay = self.idle_s
+            if published < self.batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.idle_s)
