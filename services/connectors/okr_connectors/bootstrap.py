@@ -1,0 +1,89 @@
+"""The composition root: `create_app(settings)` builds the connectors service; nothing connects at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from okr_connectors import intake
+from okr_connectors.http import install_api
+from okr_connectors.kpi import KpiConfig, KpiScheduler
+from okr_connectors.mapping import Mapping
+from okr_connectors.relay import OutboxRelay
+from okr_connectors.settings import ConnectorsSettings
+from okr_connectors.store import ConnectorStore, PostgresConnectorStore, SqliteConnectorStore
+from okr_connectors.webhooks import Webhooks
+from okr_contracts.metrics import KpiSampled
+from okr_runtime.auth import Authenticator
+from okr_runtime.kafka import create_broker
+from okr_runtime.service import ServiceParts, service_app
+from okr_runtime.sqlstore import open_sql_store
+from okr_runtime.telemetry import Telemetry, create_telemetry
+
+DESCRIPTION = """Jira, Linear and Slack webhooks (signature-checked, deduplicated, answered once stored), polling backfill
+with checkpoints, and KPI pulls; normalised events on `okr.delivery.v1` and `okr.metrics.v1`. See docs/connectors.md."""
+
+
+def create_app(
+    settings: ConnectorsSettings, *, telemetry: Telemetry | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> FastAPI:
+    """The connectors as one FastAPI app: webhook receivers, status API, the outbox relay and the pollers."""
+    auth = Authenticator.from_file(settings.tokens_file, "OKR_CONNECTORS_TOKENS_FILE")
+    telemetry = telemetry or create_telemetry(settings)
+    broker = create_broker(settings, telemetry)
+    store = open_store(settings)
+    mapping = Mapping.load(settings.mapping_file) if settings.mapping_file else Mapping()
+    relay = OutboxRelay(store, broker, idle_s=settings.relay_idle_s)
+    webhooks = Webhooks(settings, store, mapping, relay.notify, clock)
+
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = [relay.run]
+    if settings.kpi_file is not None:
+        background.append(kpi_loop(KpiConfig.load(settings.kpi_file, os.environ), store, relay, clock))
+
+    async def store_ready() -> bool:
+        await asyncio.to_thread(store.ping)
+        return True
+
+    async def close() -> None:
+        store.close()
+
+    parts = ServiceParts(
+        settings,
+        telemetry,
+        broker,
+        readiness={"connector_store": store_ready},
+        on_shutdown=(close,),
+        background=background,
+    )
+    app = service_app(parts, title="okrstream connectors", description=DESCRIPTION)
+    install_api(app, webhooks, store, auth)
+    app.state.relay = relay
+    app.state.store = store
+    return app
+
+
+def kpi_loop(
+    config: KpiConfig, store: ConnectorStore, relay: OutboxRelay, clock: Callable[[], datetime]
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The KPI scheduler as a background loop: samples go to the outbox (deduplicated), the relay publishes them."""
+
+    async def sink(samples: list[KpiSampled]) -> None:
+        await asyncio.to_thread(store.accept, "kpi", [intake.sample_item(s) for s in samples])
+        relay.notify()
+
+    async def run() -> None:
+        async with httpx.AsyncClient(timeout=30) as client:
+            await KpiScheduler(config, client, os.environ, clock, sink).run(asyncio.Event())
+
+    return run
+
+
+def open_store(settings: ConnectorsSettings) -> ConnectorStore:
+    """The configured store: the SQLite file, or PostgreSQL (in the configured schema)."""
+    return open_sql_store(settings, SqliteConnectorStore, PostgresConnectorStore, settings.store_path)

@@ -1,0 +1,57 @@
+"""The connectors' HTTP side: the three signed webhook receivers, and a status API for operators."""
+
+# Without `from __future__ import annotations`: FastAPI must resolve the router-local `Who` alias when routes are defined.
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from okr_connectors.store import ConnectorStore
+from okr_connectors.webhooks import Outcome, Webhooks
+from okr_runtime.auth import Authenticator, Caller
+
+
+def install_api(app: FastAPI, webhooks: Webhooks, store: ConnectorStore, auth: Authenticator) -> None:
+    """Mount the webhook receivers (authenticated by the vendors' signatures) and the status routes (bearer tokens)."""
+    hooks = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+    @hooks.post("/jira", summary="Jira admin webhook (X-Hub-Signature); deduplicated on X-Atlassian-Webhook-Identifier")
+    async def jira(request: Request) -> dict[str, Any]:
+        return _answer(await webhooks.jira(await request.body(), request.headers))
+
+    @hooks.post(
+        "/linear", summary="Linear webhook (Linear-Signature, signed webhookTimestamp within 60 s); deduplicated on Linear-Delivery"
+    )
+    async def linear(request: Request) -> dict[str, Any]:
+        return _answer(await webhooks.linear(await request.body(), request.headers))
+
+    @hooks.post("/slack", summary="Slack Events API (v0 signature, 5-minute window); url_verification answered; deduplicated on event_id")
+    async def slack(request: Request) -> dict[str, Any]:
+        return _answer(await webhooks.slack(await request.body(), request.headers))
+
+    status = APIRouter(prefix="/v1/connectors", tags=["status"])
+    Who = Annotated[Caller, Depends(auth)]  # noqa: N806 (a type alias over this router's authenticator)
+
+    @status.get("/status", summary="Accepted items per source, events waiting for Kafka, unmapped items, poller checkpoints")
+    async def overview(caller: Who) -> dict[str, Any]:
+        counts = await run_in_threadpool(store.counts)
+        checkpoints = await run_in_threadpool(lambda: list(store.checkpoints()))
+        return counts | {"checkpoints": [{"name": n, "position": p, "updated_at": u} for n, p, u in checkpoints]}
+
+    @status.get("/unmapped", summary="Items no mapping rule claimed, most recently seen first: what to map next")
+    async def unmapped(
+        caller: Who,
+        source: Annotated[str | None, Query(description="jira, linear or slack.")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> dict[str, Any]:
+        return {"items": await run_in_threadpool(store.unmapped, source, limit)}
+
+    app.include_router(hooks)
+    app.include_router(status)
+
+
+def _answer(outcome: Outcome) -> dict[str, Any]:
+    if outcome.challenge is not None:
+        return {"challenge": outcome.challenge}
+    return {"status": outcome.status, **({"detail": outcome.detail} if outcome.detail else {})}
