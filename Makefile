@@ -35,6 +35,7 @@ test: lint types
 	$(UV) run --locked python -m okr_checkins.openapi check
 	$(UV) run --locked python -m okr_rollup.openapi check
 	$(UV) run --locked python -m okr_drift.openapi check
+	$(UV) run --locked python -m okr_connectors.openapi check
 	$(UV) run --locked pytest
 
 schemas: .venv/.synced
@@ -43,6 +44,7 @@ schemas: .venv/.synced
 	$(UV) run --locked python -m okr_checkins.openapi write
 	$(UV) run --locked python -m okr_rollup.openapi write
 	$(UV) run --locked python -m okr_drift.openapi write
+	$(UV) run --locked python -m okr_connectors.openapi write
 
 publish-schemas: schemas
 	$(UV) run --locked python -m okr_contracts.schemas publish
