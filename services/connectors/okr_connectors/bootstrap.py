@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
 from okr_connectors import intake
 from okr_connectors.http import install_api
+from okr_connectors.jira_poll import JiraPoller
 from okr_connectors.kpi import KpiConfig, KpiScheduler
+from okr_connectors.linear_poll import LinearPoller
 from okr_connectors.mapping import Mapping
+from okr_connectors.polling import Http
 from okr_connectors.relay import OutboxRelay
 from okr_connectors.settings import ConnectorsSettings
 from okr_connectors.store import ConnectorStore, PostgresConnectorStore, SqliteConnectorStore
@@ -22,7 +25,7 @@ from okr_connectors.webhooks import Webhooks
 from okr_contracts.metrics import KpiSampled
 from okr_runtime.auth import Authenticator
 from okr_runtime.kafka import create_broker
-from okr_runtime.service import ServiceParts, service_app
+from okr_runtime.service import Loop, ServiceParts, service_app
 from okr_runtime.sqlstore import open_sql_store
 from okr_runtime.telemetry import Telemetry, create_telemetry
 
@@ -42,15 +45,17 @@ def create_app(
     relay = OutboxRelay(store, broker, idle_s=settings.relay_idle_s)
     webhooks = Webhooks(settings, store, mapping, relay.notify, clock)
 
-    background: list[Callable[[], Coroutine[Any, Any, None]]] = [relay.run]
+    client = httpx.AsyncClient(timeout=30)  # connects on first use; closed at shutdown
+    background: list[Loop] = [relay.run, *poller_loops(settings, store, mapping, Http(client))]
     if settings.kpi_file is not None:
-        background.append(kpi_loop(KpiConfig.load(settings.kpi_file, os.environ), store, relay, clock))
+        background.append(kpi_loop(KpiConfig.load(settings.kpi_file, os.environ), client, store, relay, clock))
 
     async def store_ready() -> bool:
         await asyncio.to_thread(store.ping)
         return True
 
     async def close() -> None:
+        await client.aclose()
         store.close()
 
     parts = ServiceParts(
@@ -68,9 +73,20 @@ def create_app(
     return app
 
 
+def poller_loops(settings: ConnectorsSettings, store: ConnectorStore, mapping: Mapping, http: Http) -> list[Loop]:
+    """A loop per poller whose interval is set; a poller missing its credentials fails the start-up with what is missing."""
+    loops: list[Loop] = []
+    if settings.jira_poll_s > 0:
+        loops.append(functools.partial(JiraPoller.from_settings(settings, store, mapping, http).run, settings.jira_poll_s, asyncio.Event()))
+    if settings.linear_poll_s > 0:
+        linear = LinearPoller.from_settings(settings, store, mapping, http)
+        loops.append(functools.partial(linear.run, settings.linear_poll_s, asyncio.Event()))
+    return loops
+
+
 def kpi_loop(
-    config: KpiConfig, store: ConnectorStore, relay: OutboxRelay, clock: Callable[[], datetime]
-) -> Callable[[], Coroutine[Any, Any, None]]:
+    config: KpiConfig, client: httpx.AsyncClient, store: ConnectorStore, relay: OutboxRelay, clock: Callable[[], datetime]
+) -> Loop:
     """The KPI scheduler as a background loop: samples go to the outbox (deduplicated), the relay publishes them."""
 
     async def sink(samples: list[KpiSampled]) -> None:
@@ -78,8 +94,7 @@ def kpi_loop(
         relay.notify()
 
     async def run() -> None:
-        async with httpx.AsyncClient(timeout=30) as client:
-            await KpiScheduler(config, client, os.environ, clock, sink).run(asyncio.Event())
+        await KpiScheduler(config, client, os.environ, clock, sink).run(asyncio.Event())
 
     return run
 

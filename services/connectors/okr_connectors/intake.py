@@ -39,7 +39,8 @@ def content_key(event: DeliveryEvent) -> str:
 def envelope_of(event: DeliveryEvent) -> Envelope[DeliveryEvent]:
     """The event's envelope; its id is derived from the content key, so a re-ingested change is byte-identical."""
     at = changed_at(event)
-    return Envelope.wrap(event, producer="connectors", occurred_at=at, event_id=uuid.uuid5(EVENT_NAMESPACE, content_key(event)))
+    event_id = uuid.uuid5(EVENT_NAMESPACE, content_key(event))
+    return Envelope.wrap(event, producer="connectors", occurred_at=at, recorded_at=at, event_id=event_id)
 
 
 def item_for(mapped: DeliveryEvent | None, parsed: DeliveryEvent, dedup_key: str | None = None) -> Item:
@@ -55,7 +56,8 @@ def sample_item(sample: KpiSampled) -> Item:
     """The store item of a KPI sample: deduplicated on source, metric and observation time (a repeated pull adds nothing)."""
     key = f"{sample.source}:{sample.metric}:{sample.observed_at.isoformat()}"
     event_id = uuid.uuid5(EVENT_NAMESPACE, f"kpi:{key}")
-    envelope = Envelope.wrap(sample, producer="connectors", occurred_at=sample.observed_at, event_id=event_id)
+    at = sample.observed_at
+    envelope = Envelope.wrap(sample, producer="connectors", occurred_at=at, recorded_at=at, event_id=event_id)
     return Item(key, outgoing=Outgoing(METRICS_TOPIC.name, METRICS_TOPIC.key_of(sample), envelope.to_json_bytes()))
 
 
