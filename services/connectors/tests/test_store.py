@@ -13,7 +13,7 @@ from psycopg import sql
 from okr_connectors.store import ConnectorStore, Item, Outgoing, PostgresConnectorStore, SqliteConnectorStore, Unmapped
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ConnectorStore]:
     if request.param == "sqlite":
         found: ConnectorStore = SqliteConnectorStore(tmp_path / "connectors.sqlite")
