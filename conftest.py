@@ -116,6 +116,22 @@ def postgres_dsn() -> Iterator[str]:
             _script("postgres.sh", "stop", env)
 
 
+@pytest.fixture
+def postgres_schema(postgres_dsn: str) -> Iterator[str]:
+    """A fresh, empty schema in the session's PostgreSQL, dropped after the test: tables of one test never meet another's."""
+    import psycopg
+    from psycopg import sql
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        yield schema
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
 @dataclass
 class LocalKafka:
     """A broker started by deploy/local/kafka.sh that a test may stop and start again (same data, same port)."""

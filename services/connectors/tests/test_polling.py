@@ -15,7 +15,6 @@ import json
 import logging
 import re
 import threading
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,9 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 
 from okr_connectors.backfill import main as backfill_main
 from okr_connectors.jira_poll import JiraPoller
@@ -261,9 +258,7 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenS
         yield sqlite_store
     else:
         dsn: str = request.getfixturevalue("postgres_dsn")
-        schema = f"poll_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        schema: str = request.getfixturevalue("postgres_schema")
 
         def postgres_store() -> ConnectorStore:
             opened.append(PostgresConnectorStore(dsn, schema))
@@ -272,9 +267,6 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenS
         yield postgres_store
     for found in opened:
         found.close()
-    if request.param == "postgres":
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.fixture

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from okr_connectors.store import ConnectorStore, Item, Outgoing, PostgresConnectorStore, SqliteConnectorStore, Unmapped
 
@@ -20,15 +17,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ConnectorS
         yield found
         found.close()
         return
-    dsn = request.getfixturevalue("postgres_dsn")
-    schema = f"connectors_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    found = PostgresConnectorStore(dsn, schema)
+    found = PostgresConnectorStore(request.getfixturevalue("postgres_dsn"), request.getfixturevalue("postgres_schema"))
     yield found
     found.close()
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 def out(n: int) -> Outgoing:

@@ -11,9 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from okr_contracts.alerts import DriftRule
 from okr_contracts.delivery import DeliverySource, StatusCategory, WorkItemChanged
@@ -199,9 +197,7 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenS
             found.close()
         return
     dsn: str = request.getfixturevalue("postgres_dsn")
-    schema = f"d_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    schema: str = request.getfixturevalue("postgres_schema")
 
     def postgres_store() -> DriftStore:
         opened.append(PostgresDriftStore(dsn, schema))
@@ -210,8 +206,6 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenS
     yield postgres_store
     for found in opened:
         found.close()
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.fixture

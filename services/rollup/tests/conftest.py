@@ -9,9 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from okr_contracts.envelope import Envelope
 from okr_contracts.kr_events import (
@@ -124,12 +122,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ScoreStore
         yield found
         found.close()
         return
-    dsn: str = request.getfixturevalue("postgres_dsn")
-    schema = f"r_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    found = PostgresScoreStore(dsn, schema)
+    found = PostgresScoreStore(request.getfixturevalue("postgres_dsn"), request.getfixturevalue("postgres_schema"))
     yield found
     found.close()
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
