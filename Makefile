@@ -7,7 +7,7 @@ PYTHON ?= python3
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: run test lint types schemas publish-schemas bench-checkins bench-rollup bench-drift clean
+.PHONY: run test lint types schemas publish-schemas bench-checkins bench-rollup bench-drift bench-connectors clean
 
 # uv itself comes from PyPI into a private venv, pinned, so a fresh machine needs only Python 3.11+.
 $(UV):
@@ -52,6 +52,7 @@ publish-schemas: schemas
 bench-checkins: .venv/.synced ; $(UV) run --locked python bench/checkins/run.py
 bench-rollup: .venv/.synced ; $(UV) run --locked python bench/rollup/run.py
 bench-drift: .venv/.synced ; $(UV) run --locked python bench/drift/run.py
+bench-connectors: .venv/.synced ; $(UV) run --locked python bench/connectors/run.py
 clean:
 	-bash deploy/local/kafka.sh stop
 	-bash deploy/local/postgres.sh stop

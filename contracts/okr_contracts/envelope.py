@@ -8,6 +8,7 @@ context (``traceparent``, ``tracestate``) travels only in headers.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
@@ -57,7 +58,7 @@ class Envelope(BaseModel, Generic[PayloadT]):
     ) -> Envelope[PayloadT]:
         """Put a payload in a new envelope; times default to now (UTC)."""
         now = datetime.now(UTC)
-        model: Any = Envelope[type(payload)]  # type: ignore[misc]
+        model: Any = envelope_class(type(payload))
         envelope: Envelope[PayloadT] = model(
             event_id=event_id or uuid.uuid4(),
             type=payload.event_type(),
@@ -104,3 +105,10 @@ class Headers:
     DLQ_CONSUMER_GROUP: ClassVar[str] = "okr-dlq-consumer-group"
     DLQ_ATTEMPTS: ClassVar[str] = "okr-dlq-attempts"
     DLQ_FAILED_AT: ClassVar[str] = "okr-dlq-failed-at"
+
+
+@functools.cache
+def envelope_class(payload_type: type[EventPayload]) -> Any:
+    """``Envelope[payload_type]``, built once: pydantic caches parametrised classes only weakly, so a garbage
+    collection would free one between events and the next event would build it (and its schema) again."""
+    return Envelope[payload_type]  # type: ignore[valid-type]

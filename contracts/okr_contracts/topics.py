@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from okr_contracts.alerts import ALERT_EVENTS
 from okr_contracts.delivery import DELIVERY_EVENTS
-from okr_contracts.envelope import Envelope, EventPayload
+from okr_contracts.envelope import Envelope, EventPayload, envelope_class
 from okr_contracts.kr_events import KR_EVENTS
 from okr_contracts.metrics import METRIC_EVENTS
 from okr_contracts.scores import SCORE_EVENTS
@@ -64,7 +64,7 @@ class TopicSpec:
             raise MalformedMessage(f"value is not JSON: {exc}") from exc
         if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
             raise MalformedMessage("value is not an envelope: no string field `type`")
-        model: Any = Envelope[self.event_class(raw["type"])]  # type: ignore[misc]
+        model: Any = envelope_class(self.event_class(raw["type"]))
         try:
             envelope: Envelope[EventPayload] = model.model_validate(raw, extra="ignore" if tolerant else None)
         except ValidationError as exc:

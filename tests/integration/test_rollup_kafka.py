@@ -98,13 +98,17 @@ def test_check_ins_move_the_scorecard_and_publish_explained_scores(kafka_bootstr
         def ours(records: list[Any]) -> list[dict[str, Any]]:
             return [d for r in records if (d := json.loads(r.value)["data"])["portfolio_id"] == pid]
 
-        published = consume(
-            kafka_bootstrap, SCORES_TOPIC.name, lambda seen: any(d["node_id"] == "grow" and d["progress"] > 0.49 for d in ours(seen))
-        )
+        nodes = {"grow", "reach", "o-alpha", "o-beta", "k-alpha", "k-beta"}
+
+        def complete(seen: list[Any]) -> bool:  # records of different nodes sit on different partitions: wait for every node
+            found = ours(seen)
+            return {d["node_id"] for d in found} == nodes and any(d["node_id"] == "grow" and d["progress"] > 0.49 for d in found)
+
+        published = consume(kafka_bootstrap, SCORES_TOPIC.name, complete)
         for data in ours(published):
             assert data["progress"] == pytest.approx(recomputed(data), abs=1e-12), data["derivation"]["formula"]
         keys = {r.key.decode() for r in published if json.loads(r.value)["data"]["portfolio_id"] == pid}
-        assert keys == {"grow", "reach", "o-alpha", "o-beta", "k-alpha", "k-beta"}
+        assert keys == nodes
 
 
 def test_an_event_that_cannot_be_scored_goes_to_the_dead_letter_topic(

@@ -41,11 +41,12 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish one batch of unpublished events, in order; how many."""
         rows = await asyncio.to_thread(self.store.unpublished, self.batch)
+        by_topic: dict[str, list[tuple[str, bytes]]] = {}
         for _, out in rows:
-            publish = self._publishers.get(out.topic) or self._publishers.setdefault(
-                out.topic, stored_publisher(self.broker, topic(out.topic))
-            )
-            await publish([(out.key, out.value)])
+            by_topic.setdefault(out.topic, []).append((out.key, out.value))
+        for name, records in by_topic.items():  # topics are independent; within one, the stored order is kept
+            publish = self._publishers.get(name) or self._publishers.setdefault(name, stored_publisher(self.broker, topic(name)))
+            await publish(records)
         await asyncio.to_thread(self.store.mark_published, [row_id for row_id, _ in rows])
         return len(rows)
 
