@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from fastapi import FastAPI
@@ -29,6 +30,8 @@ from okr_runtime.service import Loop, ServiceParts, service_app
 from okr_runtime.sqlstore import open_sql_store
 from okr_runtime.telemetry import Telemetry, create_telemetry
 
+log = logging.getLogger(__name__)
+
 DESCRIPTION = """Jira, Linear and Slack webhooks (signature-checked, deduplicated, answered once stored), polling backfill
 with checkpoints, and KPI pulls; normalised events on `okr.delivery.v1` and `okr.metrics.v1`. See docs/connectors.md."""
 
@@ -46,7 +49,11 @@ def create_app(
     webhooks = Webhooks(settings, store, mapping, relay.notify, clock)
 
     client = httpx.AsyncClient(timeout=30)  # connects on first use; closed at shutdown
-    background: list[Loop] = [relay.run, *poller_loops(settings, store, mapping, Http(client))]
+    background: list[Loop] = [
+        relay.run,
+        prune_loop(store, settings.inbox_retention_days, clock),
+        *poller_loops(settings, store, mapping, Http(client)),
+    ]
     if settings.kpi_file is not None:
         background.append(kpi_loop(KpiConfig.load(settings.kpi_file, os.environ), client, store, relay, clock))
 
@@ -71,6 +78,23 @@ def create_app(
     app.state.relay = relay
     app.state.store = store
     return app
+
+
+def prune_loop(store: ConnectorStore, retention_days: float, clock: Callable[[], datetime], every_s: float = 3600) -> Loop:
+    """Hourly: drop published outbox rows and inbox keys older than the retention, so the store stays bounded."""
+
+    async def run() -> None:
+        while True:
+            try:
+                outbox, inbox = await asyncio.to_thread(store.prune, clock() - timedelta(days=retention_days))
+            except Exception:
+                log.exception("pruning the connector store failed; trying again in %.0fs", every_s)
+            else:
+                if outbox or inbox:
+                    log.info("pruned %d published outbox rows and %d inbox keys", outbox, inbox)
+            await asyncio.sleep(every_s)
+
+    return run
 
 
 def poller_loops(settings: ConnectorsSettings, store: ConnectorStore, mapping: Mapping, http: Http) -> list[Loop]:

@@ -31,6 +31,12 @@ class ConnectorsSettings(RuntimeSettings):
         validation_alias="OKR_CONNECTORS_KPI_FILE",
         description="JSON or YAML KPI sources to pull; none disables KPI pulls.",
     )
+    inbox_retention_days: float = Field(
+        default=7,
+        gt=0,
+        validation_alias="OKR_CONNECTORS_INBOX_RETENTION_DAYS",
+        description="Days dedup keys are kept (beyond Jira's ~30 min, Linear's 6 h and Slack's retries); published outbox rows go hourly.",
+    )
     relay_idle_s: float = Field(
         default=0.5, gt=0, validation_alias="OKR_CONNECTORS_RELAY_IDLE_S", description="Outbox relay wait when idle."
     )

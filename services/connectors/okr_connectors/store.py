@@ -126,6 +126,18 @@ class ConnectorStore(SqlStore):
             (unmapped.source, unmapped.external_id, json.dumps(unmapped.summary, sort_keys=True), now),
         )
 
+    def prune(self, inbox_before: datetime) -> tuple[int, int]:
+        """Forget what no longer needs keeping: published outbox rows (Kafka has them) and inbox keys accepted before the horizon.
+
+        The horizon must lie beyond the vendors' redelivery windows and the pollers' overlap, or a late
+        redelivery is stored again (its event id is the same, so consumers still drop it). Returns (outbox, inbox) rows removed.
+        """
+        with self.transaction() as cur:
+            cur.execute("DELETE FROM connector_outbox WHERE published")
+            outbox = cur.rowcount
+            cur.execute(self._q("DELETE FROM connector_inbox WHERE accepted_at < ?"), (inbox_before.astimezone(UTC).isoformat(),))
+            return outbox, cur.rowcount
+
     def checkpoint(self, name: str) -> dict[str, Any] | None:
         """A poller's stored position."""
         with self.transaction() as cur:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,13 @@ def test_unmapped_items_are_counted_not_published(store: ConnectorStore) -> None
     [item] = store.unmapped("jira")
     assert (item["external_id"], item["seen"], item["summary"]) == ("10001", 3, summary)
     assert store.counts()["unmapped"] == {"jira": {"items": 1, "deliveries": 3}, "linear": {"items": 1, "deliveries": 1}}
+
+
+def test_pruning_drops_published_rows_and_old_inbox_keys_and_keeps_the_rest(store: ConnectorStore) -> None:
+    store.accept("jira", [Item("old", out(1)), Item("new", out(2))])
+    first = store.unpublished(limit=1)
+    store.mark_published([row_id for row_id, _ in first])
+    assert store.prune(datetime.now(UTC) - timedelta(days=7)) == (1, 0)  # nothing is a week old yet
+    assert [o.value for _, o in store.unpublished()] == [b'{"n": 2}']  # unpublished rows are never pruned
+    assert store.prune(datetime.now(UTC) + timedelta(seconds=1)) == (0, 2)
+    assert store.accept("jira", [Item("old", out(3))]) == 1  # a key past the horizon no longer deduplicates
