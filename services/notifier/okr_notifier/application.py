@@ -1,0 +1,98 @@
+"""The notifier's service layer: alert lifecycle events in, rendered sends in the send log; the dispatcher delivers them.
+
+An event is planned (who, on which channel, not before when), each notification is rendered
+once and stored under its key (alert id, state, recipient, channel) before the offset is
+committed: a redelivered or replayed event finds its keys taken and adds nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from okr_contracts.alerts import AlertAcknowledged, AlertEvent, AlertRaised, AlertResolved
+from okr_contracts.envelope import Envelope, EventPayload
+from okr_notifier.messages import email_message, kr_link, slack_message
+from okr_notifier.routing import Notification, RoutingConfig, plan
+from okr_notifier.senders import EmailSender, SendFailed, SlackSender
+from okr_notifier.sendlog import Send, SendLog
+from okr_runtime.consumer import Delivery, Rejected
+
+log = logging.getLogger(__name__)
+
+
+class NotifierService:
+    """Plans and stores the notifications of each alert lifecycle event."""
+
+    def __init__(self, sends: SendLog, routing: RoutingConfig, clock: Callable[[], datetime]) -> None:
+        self.sends = sends
+        self.routing = routing
+        self.clock = clock
+
+    async def on_alert(self, envelope: Envelope[EventPayload], delivery: Delivery | None = None) -> None:
+        """An okr.alerts.v1 event."""
+        event = envelope.data
+        if not isinstance(event, AlertEvent):
+            raise Rejected(f"{envelope.type} is not an alert lifecycle event")
+        if isinstance(event, AlertRaised):
+            await asyncio.to_thread(self.sends.remember_raised, event.alert_id, event.model_dump_json())
+            raised: AlertRaised | None = event
+        else:
+            kept = await asyncio.to_thread(self.sends.raised, event.alert_id)
+            raised = AlertRaised.model_validate_json(kept) if kept else None
+        now = self.clock()
+        planned = plan(event, raised, self.routing, now)  # type: ignore[arg-type]
+        for skip in planned.skipped:
+            log.warning("alert %s: %s not notified on %s: %s", event.alert_id, skip.principal, skip.channel, skip.reason)
+        if raised is None or not planned.notifications:
+            return
+        sends = [self._send(n, event, raised) for n in planned.notifications]
+        new = await asyncio.to_thread(self.sends.enqueue, sends, now=now)
+        log.info("alert %s %s: %d notifications queued (%d already known)", event.alert_id, sends[0].state, new, len(sends) - new)
+
+    def _send(self, notification: Notification, event: AlertEvent, raised: AlertRaised) -> Send:
+        link = kr_link(self.routing.link_base, raised.portfolio_id, raised.node_id)
+        details: dict[str, Any] = {}
+        if isinstance(event, AlertAcknowledged):
+            details = {"acknowledged_by": event.by, "note": event.note}
+        elif isinstance(event, AlertResolved):
+            details = {"resolved_reason": event.reason}
+        if notification.channel == "slack":
+            payload: dict[str, Any] = {
+                "channel": notification.address,
+                "message": slack_message(raised, notification.state, link=link, **details),
+            }
+        else:
+            mail = email_message(raised, notification.state, link=link, **details)
+            payload = {"to": notification.address, "subject": mail.subject, "text": mail.text, "html": mail.html}
+        return Send(
+            alert_id=notification.alert_id,
+            state=notification.state,
+            recipient=notification.recipient,
+            channel=notification.channel,
+            address=notification.address,
+            payload=payload,
+            next_attempt_at=notification.not_before,
+        )
+
+
+def deliverer(slack: SlackSender | None, email: EmailSender | None) -> Callable[[Send], Any]:
+    """Sends one stored notification on its channel; a channel that is not configured is a permanent failure."""
+
+    async def deliver(send: Send) -> None:
+        if send.channel == "slack":
+            if slack is None:
+                raise SendFailed("Slack is not configured (OKR_NOTIFIER_SLACK_BOT_TOKEN)", retryable=False)
+            await slack.post_message(send.payload["channel"], send.payload["message"])
+        elif send.channel == "email":
+            if email is None:
+                raise SendFailed("e-mail is not configured (OKR_NOTIFIER_SMTP_HOST)", retryable=False)
+            p = send.payload
+            await email.send(p["to"], p["subject"], p["text"], p["html"])
+        else:
+            raise SendFailed(f"unknown channel {send.channel!r}", retryable=False)
+
+    return deliver
