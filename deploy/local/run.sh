@@ -63,6 +63,7 @@ checkins_port="${OKR_CHECKINS_HTTP_PORT:-8001}"
 rollup_port="${OKR_ROLLUP_HTTP_PORT:-8002}"
 drift_port="${OKR_DRIFT_HTTP_PORT:-8003}"
 connectors_port="${OKR_CONNECTORS_HTTP_PORT:-8004}"
+notifier_port="${OKR_NOTIFIER_HTTP_PORT:-8005}"
 start_service checkins "$checkins_port" okr_checkins OKR_SQLITE_PATH="${OKR_SQLITE_PATH:-$state/okrstream.sqlite}"
 start_service rollup "$rollup_port" okr_rollup OKR_ROLLUP_TOKENS_FILE="$OKR_CHECKINS_TOKENS_FILE" \
   OKR_ROLLUP_SQLITE_PATH="${OKR_ROLLUP_SQLITE_PATH:-$state/rollup.sqlite}"
@@ -70,6 +71,7 @@ start_service drift "$drift_port" okr_drift OKR_DRIFT_TOKENS_FILE="$OKR_CHECKINS
   OKR_DRIFT_SQLITE_PATH="${OKR_DRIFT_SQLITE_PATH:-$state/drift.sqlite}"
 start_service connectors "$connectors_port" okr_connectors OKR_CONNECTORS_TOKENS_FILE="$OKR_CHECKINS_TOKENS_FILE" \
   OKR_CONNECTORS_SQLITE_PATH="${OKR_CONNECTORS_SQLITE_PATH:-$state/connectors.sqlite}"
+start_service notifier "$notifier_port" okr_notifier OKR_NOTIFIER_SQLITE_PATH="${OKR_NOTIFIER_SQLITE_PATH:-$state/notifier.sqlite}"
 
 cat <<INFO
 
@@ -81,6 +83,7 @@ okrstream is running.
   Scores API:       http://127.0.0.1:$rollup_port/docs  (OpenAPI: docs/openapi/rollup.json; rules: docs/scoring.md)
   Alerts API:       http://127.0.0.1:$drift_port/docs  (OpenAPI: docs/openapi/drift.json; rules: docs/drift.md)
   Connectors:       http://127.0.0.1:$connectors_port/docs  (webhooks at /webhooks/{jira,linear,slack} once their secrets are set; docs/connectors.md)
+  Notifier:         http://127.0.0.1:$notifier_port/health/ready  (Slack and e-mail once OKR_NOTIFIER_* are set; docs/notifier.md)
   Tokens:           .local/dev-tokens.txt  (send as Authorization: Bearer <token>)
 Press Ctrl-C to stop.
 INFO
