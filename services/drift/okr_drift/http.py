@@ -2,6 +2,7 @@
 
 # Without `from __future__ import annotations`: FastAPI must resolve the router-local `Who` alias when routes are defined.
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query
@@ -89,6 +90,18 @@ def install_api(app: FastAPI, drift: DriftService, auth: Authenticator) -> None:
             raise Problem(404, "Not found", f"drift knows no portfolio {portfolio_id}", type_=UNKNOWN)
         found = await run_in_threadpool(drift.store.alerts, portfolio_id, AlertQuery(limit=100_000))
         return views.exceptions(state, found, minimum=minimum_severity, at=drift.clock())
+
+    @router.get("/{portfolio_id}/check-ins", summary="Each live key result's owner and latest check-in, for the weekly reminders")
+    async def check_ins(
+        caller: Who,
+        portfolio_id: str,
+        before: Annotated[datetime | None, Query(description="Only key results without a check-in since this moment.")] = None,
+    ) -> dict[str, Any]:
+        caller.check_scope(portfolio_id)
+        state = drift.drifts.get(portfolio_id)
+        if state is None or not state.state.facts.version:
+            raise Problem(404, "Not found", f"drift knows no portfolio {portfolio_id}", type_=UNKNOWN)
+        return {"portfolio_id": portfolio_id, "key_results": views.check_ins(state, at=drift.clock(), before=before)}
 
     app.include_router(router)
 

@@ -70,3 +70,16 @@ def _by_rule(alerts: list[Alert]) -> dict[str, int]:
     for found in alerts:
         counts[found.rule.value] = counts.get(found.rule.value, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def check_ins(drift: PortfolioDrift, *, at: datetime, before: datetime | None) -> list[dict[str, Any]]:
+    """Live key results (not retired, cycle running) with owner and latest check-in, oldest check-in first."""
+    rows = []
+    for kr in drift.state.krs.values():
+        if drift.kr_context(kr.kr_id, at) is None:
+            continue
+        last = kr.last_checkin_at
+        if before is not None and last is not None and last >= before:
+            continue
+        rows.append({"kr_id": kr.kr_id, "title": kr.title, "owner": kr.owner, "last_check_in": last.isoformat() if last else None})
+    return sorted(rows, key=lambda r: (r["last_check_in"] or "", r["kr_id"]))

@@ -389,3 +389,18 @@ async def test_acknowledging_through_a_shard_that_does_not_own_the_portfolio_is_
     assert response.headers["content-type"] == PROBLEM
     assert response.json()["type"] == "urn:okrstream:problem:other-shard"
     assert store.alert(seeded.pid, seeded.ids["stale", "b1"]).state == "open"  # type: ignore[union-attr]
+
+
+async def test_check_ins_list_live_key_results_without_a_check_in_since_a_moment(client: TestClient, seeded: Seeded) -> None:
+    since = (START + timedelta(days=7)).isoformat()
+    response = client.get(f"/v1/portfolios/{seeded.pid}/check-ins", headers=bearer("ana"), params={"before": since})
+    assert response.status_code == 200, response.text
+    rows = response.json()["key_results"]
+    assert [(r["kr_id"], r["last_check_in"]) for r in rows] == [
+        ("a1", None),
+        ("b1", (START + timedelta(days=3)).isoformat()),
+        ("b2", (START + timedelta(days=5)).isoformat()),
+    ]
+    everyone = client.get(f"/v1/portfolios/{seeded.pid}/check-ins", headers=bearer("ana")).json()["key_results"]
+    assert {r["kr_id"] for r in everyone} == {"a1", "a2", "b1", "b2"}
+    assert client.get("/v1/portfolios/nobody/check-ins", headers=bearer("ana")).status_code == 404
