@@ -7,7 +7,7 @@ PYTHON ?= python3
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: run test lint types schemas publish-schemas bench-checkins bench-rollup bench-drift bench-connectors clean
+.PHONY: run test lint types schemas publish-schemas bench-checkins bench-rollup bench-drift bench-connectors readout-preview clean
 
 # uv itself comes from PyPI into a private venv, pinned, so a fresh machine needs only Python 3.11+.
 $(UV):
@@ -53,6 +53,12 @@ bench-checkins: .venv/.synced ; $(UV) run --locked python bench/checkins/run.py
 bench-rollup: .venv/.synced ; $(UV) run --locked python bench/rollup/run.py
 bench-drift: .venv/.synced ; $(UV) run --locked python bench/drift/run.py
 bench-connectors: .venv/.synced ; $(UV) run --locked python bench/connectors/run.py
+
+# The executive readout for a sample portfolio, as HTML, text and a PNG screenshot (headless Chromium, installed if missing).
+readout-preview: .venv/.synced
+	bash deploy/local/chromium.sh ensure
+	$(UV) run --locked python -m okr_notifier.preview .local/readout
+
 clean:
 	-bash deploy/local/kafka.sh stop
 	-bash deploy/local/postgres.sh stop

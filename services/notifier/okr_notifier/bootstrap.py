@@ -15,6 +15,7 @@ from faststream.kafka import KafkaBroker
 from okr_contracts.envelope import Headers
 from okr_contracts.topics import ALERTS_TOPIC, dead_letter_topic
 from okr_notifier.application import NotifierService, deliverer
+from okr_notifier.cadence import CadenceRunner, ReadApis
 from okr_notifier.dispatch import Dispatcher
 from okr_notifier.routing import RoutingConfig
 from okr_notifier.senders import EmailSender, SlackSender
@@ -22,7 +23,7 @@ from okr_notifier.sendlog import PostgresSendLog, Send, SqliteSendLog
 from okr_notifier.settings import NotifierSettings
 from okr_runtime.consumer import subscribe
 from okr_runtime.kafka import create_broker
-from okr_runtime.service import ServiceParts, service_app
+from okr_runtime.service import Loop, ServiceParts, service_app
 from okr_runtime.sqlstore import open_sql_store
 from okr_runtime.telemetry import Telemetry, create_telemetry
 
@@ -72,6 +73,13 @@ def create_app(
         clock=clock,
     )
 
+    background: list[Loop] = [functools.partial(dispatcher.run, asyncio.Event(), settings.dispatch_idle_s)]
+    if any(p.cadence for p in routing.portfolios.values()):
+        if not (settings.drift_url and settings.rollup_url and settings.api_token):
+            raise ValueError("the routing has a cadence: set OKR_NOTIFIER_DRIFT_URL, OKR_NOTIFIER_ROLLUP_URL and OKR_NOTIFIER_API_TOKEN")
+        apis = ReadApis(client, settings.drift_url, settings.rollup_url, settings.api_token.get_secret_value())
+        background.append(functools.partial(CadenceRunner(routing, apis, sends, clock).run, settings.cadence_tick_s))
+
     async def send_log_ready() -> bool:
         await asyncio.to_thread(sends.ping)
         return True
@@ -87,7 +95,7 @@ def create_app(
         consumer_groups=(settings.group,),
         readiness={"send_log": send_log_ready},
         on_shutdown=(close,),
-        background=(functools.partial(dispatcher.run, asyncio.Event(), settings.dispatch_idle_s),),
+        background=background,
     )
     app = service_app(parts, title="okrstream notifier", description=DESCRIPTION)
     app.state.sends = sends

@@ -134,12 +134,27 @@ class Route(_Model):
         )
 
 
+class Cadence(_Model):
+    """The portfolio's rhythm: weekly check-in reminders, the bi-weekly sync digest and the monthly readout (times in UTC)."""
+
+    reminders: bool = Field(default=True, description="Remind owners whose key results had no check-in this week.")
+    reminder_weekday: int = Field(default=2, ge=0, le=6, description="Day of the reminders (0 Monday); the week starts Monday 00:00.")
+    reminder_hour: int = Field(default=9, ge=0, le=23, description="Hour of the reminders.")
+    digest_to: tuple[str, ...] = Field(default=(), description="Who gets the bi-weekly sync digest (exceptions only).")
+    digest_anchor: date = Field(default=date(2026, 1, 5), description="A sync day; digests go every `digest_every_days` from it.")
+    digest_every_days: int = Field(default=14, ge=1, description="Days between sync digests.")
+    readout_to: tuple[str, ...] = Field(default=(), description="Who gets the monthly executive readout (by e-mail).")
+    readout_day: int = Field(default=1, ge=1, le=28, description="Day of the month the readout goes out.")
+    name: str = Field(default="", max_length=200, description="Portfolio name shown in the digest and readout (default its id).")
+
+
 class PortfolioRouting(_Model):
     """The people and routes of one portfolio."""
 
     people: dict[str, Person] = Field(default_factory=dict, description="Principal → how to reach them.")
     rules: tuple[Route, ...] = Field(default=(), description="Routes; every matching one applies.")
     time_zone: TimeZoneName = Field(default="UTC", description="Where a Slack channel's quiet hours are read.")
+    cadence: Cadence | None = Field(default=None, description="Reminders, sync digest and readout; none sends none.")
 
 
 class RoutingConfig(_Model):

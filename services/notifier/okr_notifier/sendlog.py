@@ -181,6 +181,12 @@ class SendLog(SqlStore):
             )
         return attempt
 
+    def known(self, alert_id: str) -> bool:
+        """Whether any send was queued under this key (an alert, or a cadence occurrence such as `digest:acme:2026-11-16`)."""
+        with self.transaction() as cur:
+            cur.execute(self._q("SELECT 1 FROM notifier_sends WHERE alert_id = ? LIMIT 1"), (alert_id,))
+            return cur.fetchone() is not None
+
     def remember_raised(self, alert_id: str, event_json: str) -> None:
         """Keep an alert's raised event: its acknowledgement and resolution are announced to the same people."""
         with self.transaction() as cur:

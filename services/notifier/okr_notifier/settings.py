@@ -43,6 +43,16 @@ class NotifierSettings(RuntimeSettings):
     mail_from: str = Field(
         default="okrstream <okrstream@localhost>", validation_alias="OKR_NOTIFIER_MAIL_FROM", description="From address."
     )
+    drift_url: str | None = Field(
+        default=None, validation_alias="OKR_NOTIFIER_DRIFT_URL", description="Drift's API, for reminders and digests."
+    )
+    rollup_url: str | None = Field(default=None, validation_alias="OKR_NOTIFIER_ROLLUP_URL", description="Rollup's API, for the readout.")
+    api_token: SecretStr | None = Field(
+        default=None, validation_alias="OKR_NOTIFIER_API_TOKEN", description="Bearer token the notifier reads drift and rollup with."
+    )
+    cadence_tick_s: float = Field(
+        default=300, gt=0, validation_alias="OKR_NOTIFIER_CADENCE_TICK_S", description="Seconds between cadence checks."
+    )
     max_attempts: int = Field(default=5, ge=1, validation_alias="OKR_NOTIFIER_MAX_ATTEMPTS", description="Attempts before dead-lettering.")
     dispatch_idle_s: float = Field(
         default=1.0, gt=0, validation_alias="OKR_NOTIFIER_DISPATCH_IDLE_S", description="Dispatcher wait when nothing is due."
