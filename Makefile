@@ -7,7 +7,7 @@ PYTHON ?= python3
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: run test lint types schemas publish-schemas bench-checkins bench-rollup bench-drift bench-connectors readout-preview clean
+.PHONY: run test lint types schemas publish-schemas bench-checkins bench-rollup bench-drift bench-connectors bench-notifier readout-preview clean
 
 # uv itself comes from PyPI into a private venv, pinned, so a fresh machine needs only Python 3.11+.
 $(UV):
@@ -53,6 +53,7 @@ bench-checkins: .venv/.synced ; $(UV) run --locked python bench/checkins/run.py
 bench-rollup: .venv/.synced ; $(UV) run --locked python bench/rollup/run.py
 bench-drift: .venv/.synced ; $(UV) run --locked python bench/drift/run.py
 bench-connectors: .venv/.synced ; $(UV) run --locked python bench/connectors/run.py
+bench-notifier: .venv/.synced ; $(UV) run --locked python bench/notifier/run.py
 
 # The executive readout for a sample portfolio, as HTML, text and a PNG screenshot (headless Chromium, installed if missing).
 readout-preview: .venv/.synced
