@@ -172,7 +172,7 @@ async def refuse_dead_letter(send: Send, reason: str) -> None:
 
 def dispatcher(log: TimedSendLog, senders: Senders, delivered: Delivered) -> Dispatcher:
     """The service's dispatcher (default batch of 100, 5 attempts) over the real senders, ``deliver`` timed."""
-    return Dispatcher(log, delivered.wrap(deliverer(senders.slack, senders.email)), dead_letter=refuse_dead_letter)
+    return Dispatcher(log, delivered.wrap(deliverer(senders.slack, senders.email, {})), dead_letter=refuse_dead_letter)
 
 
 @dataclass

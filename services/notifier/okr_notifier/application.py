@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from okr_contracts.alerts import AlertAcknowledged, AlertEvent, AlertRaised, AlertResolved
 from okr_contracts.envelope import Envelope, EventPayload
 from okr_notifier.messages import email_message, kr_link, slack_message
-from okr_notifier.routing import Notification, RoutingConfig, plan
+from okr_notifier.routing import WEBHOOK_PREFIX, Notification, RoutingConfig, plan
 from okr_notifier.senders import EmailSender, SendFailed, SlackSender
 from okr_notifier.sendlog import Send, SendLog
 from okr_runtime.consumer import Delivery, Rejected
@@ -79,11 +79,20 @@ class NotifierService:
         )
 
 
-def deliverer(slack: SlackSender | None, email: EmailSender | None) -> Callable[[Send], Any]:
-    """Sends one stored notification on its channel; a channel that is not configured is a permanent failure."""
+def deliverer(slack: SlackSender | None, email: EmailSender | None, env: Mapping[str, str]) -> Callable[[Send], Any]:
+    """Sends one stored notification on its channel; a channel that is not configured is a permanent failure.
+
+    An incoming-webhook address names the environment variable that holds the URL, read at send time.
+    """
 
     async def deliver(send: Send) -> None:
-        if send.channel == "slack":
+        if send.channel == "slack" and send.address.startswith(WEBHOOK_PREFIX):
+            name = send.address.removeprefix(WEBHOOK_PREFIX)
+            url = env.get(name)
+            if slack is None or not url:
+                raise SendFailed(f"incoming webhook not configured: set {name} to its URL", retryable=False)
+            await slack.post_webhook(url, send.payload["message"])
+        elif send.channel == "slack":
             if slack is None:
                 raise SendFailed("Slack is not configured (OKR_NOTIFIER_SLACK_BOT_TOKEN)", retryable=False)
             await slack.post_message(send.payload["channel"], send.payload["message"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -48,12 +49,10 @@ def create_app(
     service = NotifierService(sends, routing, clock)
     subscribe(broker, ALERTS_TOPIC, group_id=settings.group, handler=service.on_alert, settings=settings)
     client = httpx.AsyncClient(timeout=30)
-    slack = None
-    if settings.slack_bot_token is not None:
-        token = settings.slack_bot_token.get_secret_value()
-        slack = SlackSender(
-            client, bot_token=token, api_base=settings.slack_api_base, allowed_hosts=settings.allowed_hosts, require_https=require_https
-        )
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None  # none: incoming webhooks only
+    slack = SlackSender(
+        client, bot_token=token, api_base=settings.slack_api_base, allowed_hosts=settings.allowed_hosts, require_https=require_https
+    )
     email = None
     if settings.smtp_host:
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
@@ -67,7 +66,7 @@ def create_app(
         )
     dispatcher = Dispatcher(
         sends,
-        deliverer(slack, email),
+        deliverer(slack, email, os.environ),
         dead_letter=dead_letterer(broker, settings.group),
         max_attempts=settings.max_attempts,
         clock=clock,

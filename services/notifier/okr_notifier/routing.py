@@ -36,6 +36,8 @@ from okr_contracts.alerts import AlertAcknowledged, AlertRaised, AlertResolved, 
 
 Channel = Literal["slack", "email"]
 AlertState = Literal["raised", "acknowledged", "resolved"]
+WEBHOOK_PREFIX = "webhook:"
+"""Address of a notification posted through an incoming webhook: the prefix and the environment variable holding the URL."""
 
 SEVERITY_RANK: dict[Severity, int] = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 FOLLOW_UP_MIN_SEVERITY = Severity.WARNING
@@ -117,12 +119,19 @@ class Route(_Model):
     audience: tuple[Audience, ...] = Field(default=(), description="Audiences matched; empty matches every audience.")
     channels: tuple[Channel, ...] = Field(min_length=1, description="Where to send.")
     slack_channel: str | None = Field(default=None, min_length=1, description="Post to this channel id instead of DMs.")
+    slack_webhook_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="Post through the incoming webhook whose URL is in this environment variable (the URL is a secret).",
+    )
     quiet_hours: QuietHours | None = Field(default=None, description="Postpone non-critical notifications in this window.")
 
     @model_validator(mode="after")
     def _slack_channel_needs_slack(self) -> Route:
-        if self.slack_channel is not None and "slack" not in self.channels:
-            raise ValueError("slack_channel is set but 'slack' is not among the channels")
+        if (self.slack_channel is not None or self.slack_webhook_env is not None) and "slack" not in self.channels:
+            raise ValueError("slack_channel or slack_webhook_env is set but 'slack' is not among the channels")
+        if self.slack_channel is not None and self.slack_webhook_env is not None:
+            raise ValueError("give slack_channel or slack_webhook_env, not both")
         return self
 
     def matches(self, raised: AlertRaised) -> bool:
@@ -280,6 +289,11 @@ def _route(
         if channel == "slack" and route.slack_channel is not None:
             when = _not_before(route.quiet_hours, portfolio.time_zone, now, critical)
             notes.append(Notification(raised.alert_id, state, route.slack_channel, channel, route.slack_channel, when))
+            continue
+        if channel == "slack" and route.slack_webhook_env is not None:
+            when = _not_before(route.quiet_hours, portfolio.time_zone, now, critical)
+            hook = f"{WEBHOOK_PREFIX}{route.slack_webhook_env}"
+            notes.append(Notification(raised.alert_id, state, hook, channel, hook, when))
             continue
         for principal in raised.recipients:
             person = portfolio.people.get(principal)

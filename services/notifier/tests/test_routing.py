@@ -278,3 +278,13 @@ def test_an_invalid_config_is_refused_with_a_message_naming_the_problem(tmp_path
 def test_a_missing_config_file_is_refused_with_its_path(tmp_path: Path) -> None:
     with pytest.raises(RoutingConfigError, match=r"missing\.yaml: cannot read"):
         RoutingConfig.load(tmp_path / "missing.yaml")
+
+
+def test_a_route_through_an_incoming_webhook_names_the_variable_holding_its_url_never_the_url() -> None:
+    data = json.loads(json.dumps(CONFIG))
+    data["portfolios"]["acme"]["rules"] = [{"channels": ["slack"], "slack_webhook_env": "SLACK_HOOK_ACME"}]
+    result = plan(raised(), None, config(data), NOW)
+    assert sent(result) == {("webhook:SLACK_HOOK_ACME", "slack", "webhook:SLACK_HOOK_ACME")}
+    data["portfolios"]["acme"]["rules"] = [{"channels": ["slack"], "slack_webhook_env": "SLACK_HOOK", "slack_channel": "C-1"}]
+    with pytest.raises(ValueError, match="not both"):
+        config(data)
