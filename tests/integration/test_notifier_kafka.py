@@ -118,8 +118,8 @@ def routing(tmp_path: Path, pid: str) -> Path:
     return path
 
 
-def lifecycle(pid: str) -> list[Envelope[EventPayload]]:
-    common: dict[str, Any] = {"alert_id": f"off_track:k1:{pid}", "portfolio_id": pid, "rule": DriftRule.OFF_TRACK, "node_id": "k1"}
+def lifecycle(pid: str, alert: str | None = None) -> list[Envelope[EventPayload]]:
+    common: dict[str, Any] = {"alert_id": alert or f"off_track:k1:{pid}", "portfolio_id": pid, "rule": DriftRule.OFF_TRACK, "node_id": "k1"}
     raised = AlertRaised(
         **common,
         severity=Severity.WARNING,
@@ -193,11 +193,15 @@ def test_each_person_gets_one_message_per_alert_state_across_redelivery_and_rest
 
     with TestClient(create_app(settings, require_https=False)):  # a restart over the same send log
         publish(kafka_bootstrap, events)
-        time.sleep(1.5)
+        marker = lifecycle(pid, alert=f"stale:k1:{pid}")[0]  # after the copies on the portfolio's partition
+        publish(kafka_bootstrap, [marker])
+        wait_for(lambda: len(slack.delivered) >= len(expected_slack) + 2 and len(box.messages) >= 4)
 
-    assert sorted(slack_states()) == sorted(expected_slack)  # exactly once each, the flaky user after a 429 and a 500
+    marked = [(channel, state) for channel, state in slack_states()[len(expected_slack) :]]
+    assert sorted(marked) == [("U-flaky", "raised"), ("U-ok", "raised")]  # only the new alert: the copies before it sent nothing
+    assert sorted(slack_states()[: len(expected_slack)]) == sorted(expected_slack)  # once each, U-flaky after a 429 and a 500
     assert slack.flaky_calls == 2
-    assert sorted(m["To"] for m in box.messages) == ["bo@example.com"] * 3
+    assert sorted(m["To"] for m in box.messages) == ["bo@example.com"] * 4  # three states, and the marker alert
     assert all(m.get_content_type() == "multipart/alternative" for m in box.messages)
     reasons = [dict(r.headers)[Headers.DLQ_REASON].decode() for r in dead]
     assert len(reasons) == 3
