@@ -8,7 +8,6 @@ moment the test names.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 
 from okr_contracts.delivery import DeliverySource, StatusCategory, WorkItemChanged
 from okr_contracts.envelope import Envelope
+from okr_contracts.history import HistoryWriter
 from okr_contracts.kr_events import (
     CheckInRecorded,
     CycleCadence,
@@ -77,7 +77,7 @@ class Scenario:
     def __init__(self, portfolio_id: str = "acme") -> None:
         self.portfolio_id = portfolio_id
         self.drift = PortfolioDrift(portfolio_id)
-        self.versions: dict[str, int] = defaultdict(int)
+        self.writer = HistoryWriter(portfolio_id, actor=PORTFOLIO_LEAD)
         self.inputs: list[Input] = []
         self.envelopes: list[Envelope[Any]] = []
 
@@ -85,15 +85,7 @@ class Scenario:
 
     def event(self, cls: type[KrEvent], aggregate_id: str, at: datetime, **fields: Any) -> Envelope[Any]:
         """A history event of `aggregate_id`, its next version, occurred at `at` (not applied)."""
-        self.versions[aggregate_id] += 1
-        payload = cls(
-            portfolio_id=self.portfolio_id,
-            aggregate_id=aggregate_id,
-            aggregate_version=self.versions[aggregate_id],
-            actor=PORTFOLIO_LEAD,
-            **fields,
-        )
-        envelope: Envelope[Any] = Envelope.wrap(payload, producer="checkins", occurred_at=at, recorded_at=at)
+        envelope = self.writer.event(cls, aggregate_id, at=at, **fields)
         self.envelopes.append(envelope)
         return envelope
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -15,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from okr_contracts.envelope import Envelope
+from okr_contracts.history import HistoryWriter
 from okr_contracts.kr_events import (
     CheckInRecorded,
     CycleCadence,
@@ -60,14 +60,10 @@ class Inputs:
     def __init__(self, pid: str, clock: Clock) -> None:
         self.pid = pid
         self.clock = clock
-        self.versions: dict[str, int] = defaultdict(int)
+        self.writer = HistoryWriter(pid)
 
     def event(self, cls: type[KrEvent], aggregate_id: str, **fields: Any) -> Envelope[Any]:
-        self.versions[aggregate_id] += 1
-        payload = cls(
-            portfolio_id=self.pid, aggregate_id=aggregate_id, aggregate_version=self.versions[aggregate_id], actor="cpo", **fields
-        )
-        return Envelope.wrap(payload, producer="checkins", occurred_at=self.clock.now, recorded_at=self.clock.now)
+        return self.writer.event(cls, aggregate_id, at=self.clock.now, **fields)
 
     def kr(self, kid: str, objective: str, owner: str, title: str) -> Envelope[Any]:
         return self.event(

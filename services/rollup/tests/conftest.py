@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 from okr_contracts.envelope import Envelope
+from okr_contracts.history import HistoryWriter
 from okr_contracts.kr_events import (
     CheckInRecorded,
     KeyResultDefined,
@@ -32,16 +32,12 @@ class History:
 
     def __init__(self, pid: str = "acme") -> None:
         self.pid = pid
-        self.versions: dict[str, int] = defaultdict(int)
+        self.writer = HistoryWriter(pid)
         self.now = START
 
     def event(self, cls: type[KrEvent], aggregate_id: str, **fields: Any) -> Envelope[Any]:
-        self.versions[aggregate_id] += 1
-        payload = cls(
-            portfolio_id=self.pid, aggregate_id=aggregate_id, aggregate_version=self.versions[aggregate_id], actor="cpo", **fields
-        )
         self.now += timedelta(minutes=1)
-        return Envelope.wrap(payload, producer="checkins", occurred_at=self.now, recorded_at=self.now)
+        return self.writer.event(cls, aggregate_id, at=self.now, **fields)
 
     def portfolio(self, method: str = "weighted", *, allow_mixed: bool = False, hit: float = 1.0) -> Envelope[Any]:
         return self.event(
