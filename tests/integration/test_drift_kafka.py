@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -74,13 +73,6 @@ def check_in(client: TestClient, pid: str, confidence: float) -> None:
     post(client, f"/{pid}/key-results/k1/check-ins", {"confidence": confidence, "what_changed": "weekly"}, OWNER)
 
 
-def wait_for(check: Callable[[], bool], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 def services(kafka_bootstrap: str, tmp_path: Path, unique: str, clock: Clock) -> tuple[TestClient, TestClient]:
     tokens = tokens_file(tmp_path)
     common: dict[str, Any] = {"kafka_bootstrap": kafka_bootstrap, "tokens_file": tokens, "dlq_retry_backoff_s": 0.1}
@@ -110,7 +102,7 @@ def has(kind: str, rule: str, **data: Any) -> Callable[[list[dict[str, Any]]], b
 
 
 def test_a_key_result_left_alone_turns_stale_at_fourteen_days_and_the_next_check_in_resolves_it(
-    kafka_bootstrap: str, tmp_path: Path, unique: str, consume: Any
+    kafka_bootstrap: str, tmp_path: Path, unique: str, consume: Any, wait_for: Any
 ) -> None:
     pid = f"acme-{unique}"
     clock = Clock(datetime.now(UTC).replace(microsecond=0))
@@ -170,7 +162,9 @@ def test_a_low_confidence_check_in_past_mid_cycle_raises_off_track_and_the_recov
         assert resolved["reason"].startswith("recovery plan filed (change_tactic")
 
 
-def test_redelivering_the_same_events_raises_nothing_twice(kafka_bootstrap: str, tmp_path: Path, unique: str, consume: Any) -> None:
+def test_redelivering_the_same_events_raises_nothing_twice(
+    kafka_bootstrap: str, tmp_path: Path, unique: str, consume: Any, wait_for: Any
+) -> None:
     pid = f"acme-{unique}"
     clock = Clock(datetime.now(UTC).replace(microsecond=0))
     writer, reader = services(kafka_bootstrap, tmp_path, unique, clock)

@@ -12,7 +12,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -151,15 +151,8 @@ def publish(bootstrap: str, envelopes: list[Envelope[EventPayload]]) -> None:
     asyncio.run(send())
 
 
-def wait_for(check: Callable[[], bool], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 def test_each_person_gets_one_message_per_alert_state_across_redelivery_and_restart_and_a_dead_destination_is_dead_lettered(
-    kafka_bootstrap: str, tmp_path: Path, unique: str, consume: Any, slack: Slack, mailbox: tuple[Mailbox, int]
+    kafka_bootstrap: str, tmp_path: Path, unique: str, consume: Any, wait_for: Any, slack: Slack, mailbox: tuple[Mailbox, int]
 ) -> None:
     pid = f"acme-{unique}"
     box, smtp_port = mailbox

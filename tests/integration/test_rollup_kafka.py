@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +53,6 @@ def seed(client: TestClient, pid: str) -> None:
         post(client, f"/{pid}/key-results", kr | {"unit": "users", "owner": "cpo"})
 
 
-def wait_for(check: Callable[[], bool], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-
-
 def recomputed(data: dict[str, Any]) -> float:
     """A score recomputed by hand from the derivation the record carries."""
     derivation, inputs = data["derivation"], data["derivation"]["inputs"]
@@ -75,7 +66,9 @@ def recomputed(data: dict[str, Any]) -> float:
     return float(data["progress"])
 
 
-def test_check_ins_move_the_scorecard_and_publish_explained_scores(kafka_bootstrap: str, tmp_path: Path, unique: str, consume: Any) -> None:
+def test_check_ins_move_the_scorecard_and_publish_explained_scores(
+    kafka_bootstrap: str, tmp_path: Path, unique: str, consume: Any, wait_for: Any
+) -> None:
     pid = f"acme-{unique}"
     tokens = tokens_file(tmp_path)
     common: dict[str, Any] = {"kafka_bootstrap": kafka_bootstrap, "tokens_file": tokens, "dlq_retry_backoff_s": 0.1}
