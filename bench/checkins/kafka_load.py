@@ -16,7 +16,8 @@ from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
 from okr_checkins.application import CheckinsApplication
-from okr_checkins.outbox import HISTORY_TOPICS, KR_EVENTS, TRACKING_NAME, OutboxRelay, SingleProcessLease, envelope_of
+from okr_checkins.outbox import HISTORY_TOPICS, KR_EVENTS, TRACKING_NAME, OutboxRelay, SingleProcessLease
+from okr_contracts.export import envelope_of
 from okr_contracts.topics import TOPICS
 from okr_runtime.kafka import create_broker, ensure_topics
 from okr_runtime.settings import RuntimeSettings

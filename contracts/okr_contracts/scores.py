@@ -1,6 +1,7 @@
 """Scores of every node with their derivation, published on ``okr.scores.v1``.
 
-Compacted and keyed by node id: the latest record per node is its current score.
+Compacted and keyed by ``<portfolio_id>/<node_id>`` (node ids are unique only within a
+portfolio): the latest record per node is its current score.
 Each record carries enough to recompute it by hand ("the math visible").
 """
 
@@ -13,6 +14,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from okr_contracts.envelope import EventPayload
 from okr_contracts.kr_events import RollupMethod
 from okr_contracts.types import Confidence, FiniteFloat, Id, Progress
+
+
+def score_key(portfolio_id: str, node_id: str) -> str:
+    """The Kafka key of a node's records on okr.scores.v1."""
+    return f"{portfolio_id}/{node_id}"
 
 
 class NodeKind(StrEnum):
@@ -63,7 +69,7 @@ class NodeScored(EventPayload):
     """The current score of an objective or key result."""
 
     portfolio_id: Id = Field(description="The portfolio.")
-    node_id: Id = Field(description="The objective or key result; the Kafka key of this topic.")
+    node_id: Id = Field(description="The objective or key result; unique within its portfolio.")
     node_kind: NodeKind = Field(description="Objective or key result.")
     tier: int = Field(ge=1, le=3, description="Tier of the node.")
     cycle_id: Id = Field(description="The cycle.")

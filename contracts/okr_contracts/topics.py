@@ -19,7 +19,7 @@ from okr_contracts.delivery import DELIVERY_EVENTS
 from okr_contracts.envelope import Envelope, EventPayload, envelope_class
 from okr_contracts.kr_events import KR_EVENTS
 from okr_contracts.metrics import METRIC_EVENTS
-from okr_contracts.scores import SCORE_EVENTS
+from okr_contracts.scores import SCORE_EVENTS, score_key
 
 DAY_MS = 24 * 60 * 60 * 1000
 FOREVER = -1
@@ -122,9 +122,9 @@ METRICS_TOPIC = TopicSpec(
 SCORES_TOPIC = TopicSpec(
     name="okr.scores.v1",
     description="Latest score per node with its derivation (compacted).",
-    key="node_id",
+    key="portfolio_id/node_id",
     events=SCORE_EVENTS,
-    key_of=lambda e: e.node_id,
+    key_of=lambda e: score_key(e.portfolio_id, e.node_id),
     partitions=12,
     cleanup_policy="compact",
     extra_config={"min.compaction.lag.ms": str(DAY_MS)},

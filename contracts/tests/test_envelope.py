@@ -56,7 +56,7 @@ def test_each_topic_keys_its_messages_as_documented() -> None:
         "okr.kr-events.v1": b"acme",
         "okr.delivery.v1": b"slack:C024BE91L:1355517523.000005",
         "okr.metrics.v1": b"billing.churn_rate",
-        "okr.scores.v1": b"kr-churn",
+        "okr.scores.v1": b"acme/kr-churn",
         "okr.alerts.v1": b"acme",
     }
 

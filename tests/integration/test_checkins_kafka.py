@@ -17,9 +17,9 @@ from aiokafka import AIOKafkaProducer
 from fastapi.testclient import TestClient
 
 from okr_checkins.bootstrap import create_app
-from okr_checkins.domain.chain import verify_chain
 from okr_checkins.settings import CheckinsSettings
 from okr_contracts.envelope import Envelope, Headers
+from okr_contracts.export import verify_chain
 from okr_contracts.metrics import KpiSampled
 from okr_contracts.topics import dead_letter_topic, topic
 from okr_runtime.auth import hash_token

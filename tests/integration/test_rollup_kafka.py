@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from okr_checkins.bootstrap import create_app as create_checkins
 from okr_checkins.settings import CheckinsSettings
 from okr_contracts.envelope import Headers
+from okr_contracts.scores import score_key
 from okr_contracts.topics import KR_EVENTS_TOPIC, SCORES_TOPIC, dead_letter_topic
 from okr_rollup.bootstrap import create_app as create_rollup
 from okr_rollup.settings import RollupSettings
@@ -101,7 +102,7 @@ def test_check_ins_move_the_scorecard_and_publish_explained_scores(
         for data in ours(published):
             assert data["progress"] == pytest.approx(recomputed(data), abs=1e-12), data["derivation"]["formula"]
         keys = {r.key.decode() for r in published if json.loads(r.value)["data"]["portfolio_id"] == pid}
-        assert keys == nodes
+        assert keys == {score_key(pid, n) for n in nodes}
 
 
 def test_an_event_that_cannot_be_scored_goes_to_the_dead_letter_topic(

@@ -19,9 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, Protocol
 
 from eventsourcing.persistence import InfrastructureFactory, Notification, Tracking, TrackingRecorder
@@ -31,8 +29,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate
 
 from okr_checkins.application import CheckinsApplication
-from okr_checkins.domain.portfolio import Portfolio, payload_of
-from okr_contracts.envelope import Envelope, EventPayload
+from okr_checkins.domain.portfolio import Portfolio
+from okr_contracts.export import envelope_of
 from okr_contracts.topics import topic
 
 log = logging.getLogger(__name__)
@@ -170,14 +168,3 @@ class OutboxRelay:
 
     async def _idle(self) -> None:
         await asyncio.to_thread(self.app.saved.wait, self.idle_s)
-
-
-def envelope_of(record: dict[str, Any]) -> Envelope[EventPayload]:
-    """The Kafka envelope of a stored record: same event id, type, times and producer."""
-    return Envelope.wrap(
-        payload_of(record),
-        producer=record["producer"],
-        occurred_at=datetime.fromisoformat(record["occurred_at"]),
-        recorded_at=datetime.fromisoformat(record["recorded_at"]),
-        event_id=uuid.UUID(record["event_id"]),
-    )

@@ -6,7 +6,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from okr_checkins.domain.chain import verify_chain
+from okr_contracts.export import verify_chain
 
 CHECK_IN = {"confidence": 0.6, "what_changed": "churn fell after the dunning change", "value": 4.0}
 

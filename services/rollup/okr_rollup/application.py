@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from okr_contracts.envelope import Envelope, EventPayload
 from okr_contracts.kr_events import KrEvent
+from okr_contracts.scores import score_key
 from okr_contracts.topics import KR_EVENTS_TOPIC
 from okr_rollup.domain.errors import ScoringRefused
 from okr_rollup.domain.projection import PortfolioProjection, canonical, replay
@@ -17,7 +18,7 @@ from okr_runtime.consumer import Delivery, Rejected
 log = logging.getLogger(__name__)
 
 Publish = Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]
-"""Publishes (node id, record value) pairs on okr.scores.v1, in order, returning once Kafka acknowledged them."""
+"""Publishes (Kafka key, record value) pairs on okr.scores.v1, in order, returning once Kafka acknowledged them."""
 
 
 class RollupService:
@@ -56,7 +57,7 @@ class RollupService:
             self._projections.pop(portfolio_id, None)  # it is ahead of the store now: rebuild it on the retry
             raise
         self._unpublished.add(portfolio_id)
-        await self._flush(portfolio_id, [(r.node_id, r.value) for r in records])
+        await self._flush(portfolio_id, [(score_key(portfolio_id, r.node_id), r.value) for r in records])
 
     async def projection(self, portfolio_id: str) -> PortfolioProjection:
         """The portfolio's projection, rebuilt from the store on first use."""

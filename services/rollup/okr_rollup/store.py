@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from okr_contracts.scores import score_key
 from okr_rollup.domain.projection import ScoreRecord
 from okr_runtime.sqlstore import PostgresBackend, SqliteBackend, SqlStore
 
@@ -91,12 +92,12 @@ class ScoreStore(SqlStore):
             raise SeqConflict(f"position {seq} of portfolio {portfolio_id} is already stored") from exc
 
     def unpublished(self, portfolio_id: str) -> list[tuple[str, bytes]]:
-        """Score records stored but not yet acknowledged by Kafka, in order: (node id, value)."""
+        """Score records stored but not yet acknowledged by Kafka, in order: (Kafka key, value)."""
         with self.transaction() as cur:
             cur.execute(
                 self._q("SELECT node_id, record FROM rollup_scores WHERE portfolio_id = ? AND NOT published ORDER BY id"), (portfolio_id,)
             )
-            return [(row[0], _bytes(row[1])) for row in cur.fetchall()]
+            return [(score_key(portfolio_id, row[0]), _bytes(row[1])) for row in cur.fetchall()]
 
     def mark_published(self, portfolio_id: str) -> None:
         """Note that every stored record of the portfolio reached Kafka."""

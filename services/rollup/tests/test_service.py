@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from okr_contracts.scores import score_key
 from okr_rollup.application import RollupService
 from okr_rollup.store import ScoreStore, SeqConflict
 from okr_runtime.consumer import Rejected
@@ -27,7 +28,7 @@ class Published:
         self.records += records
 
     def latest(self) -> dict[str, dict[str, Any]]:
-        return {node: json.loads(value)["data"] for node, value in self.records}
+        return {key.partition("/")[2]: json.loads(value)["data"] for key, value in self.records}
 
 
 async def feed(service: RollupService, events: list[Any]) -> None:
@@ -40,7 +41,7 @@ async def test_scores_are_stored_then_published_and_survive_a_restart(store: Sco
     events = [*history.standard(), history.value("a1", 50.0), history.check_in("a1", 0.8)]
     await feed(RollupService(store, sent), events)
     stored = store.latest(history.pid)
-    assert dict(sent.records) == stored
+    assert dict(sent.records) == {score_key(history.pid, node): value for node, value in stored.items()}
     assert store.unpublished(history.pid) == []
     restarted, again = RollupService(store, Published()), Published()
     restarted.publish = again
@@ -57,13 +58,13 @@ async def test_records_stored_while_kafka_was_down_are_published_before_the_next
     value = history.value("b1", 70.0)
     with pytest.raises(ConnectionError):
         await service.handle(value)
-    assert [node for node, _ in store.unpublished(history.pid)] == ["b1", "B", "p1", "P"]
+    assert [key for key, _ in store.unpublished(history.pid)] == [score_key(history.pid, n) for n in ["b1", "B", "p1", "P"]]
     sent.fail = False
     restarted = RollupService(store, sent)
     await restarted.handle(value)  # the consumer redelivers the uncommitted event
     assert store.unpublished(history.pid) == []
     assert sent.latest()["P"]["progress"] == pytest.approx(0.7 / 3)
-    assert [node for node, _ in sent.records].count("b1") == 2  # pending at definition, then 0.7 once
+    assert [node for node, _ in sent.records].count(score_key(history.pid, "b1")) == 2  # pending at definition, then 0.7 once
 
 
 async def test_an_unscorable_event_is_rejected_and_nothing_is_stored(store: ScoreStore, history: Any) -> None:

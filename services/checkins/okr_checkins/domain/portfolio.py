@@ -14,16 +14,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from eventsourcing.domain import Aggregate
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from okr_checkins.domain.access import Actor, TokenRole
-from okr_checkins.domain.chain import GENESIS, record_hash
 from okr_checkins.domain.errors import InvalidCommand, NotPermitted, VersionConflict
 from okr_checkins.domain.state import Entity, PortfolioState, RecordedEvent, evolve, new_state, remember_request
-from okr_contracts.kr_events import KR_EVENTS, KrEvent, PortfolioDefined
+from okr_contracts.export import GENESIS, payload_of, record_hash
+from okr_contracts.kr_events import KrEvent, PortfolioDefined
 
 NAMESPACE = uuid.UUID("5b0c1f2e-8c1d-4c8e-9a49-6f1f4f0d7a11")
-PAYLOADS: dict[str, TypeAdapter[Any]] = {cls.event_type(): TypeAdapter(cls) for cls in KR_EVENTS}
 
 
 def portfolio_uuid(portfolio_id: str) -> uuid.UUID:
@@ -57,12 +56,6 @@ class Context(Request):
     """A request at the moment it runs."""
 
     now: datetime
-
-
-def payload_of(record: dict[str, Any]) -> KrEvent:
-    """The contract event inside a stored record."""
-    payload: KrEvent = PAYLOADS[record["type"]].validate_python(record["data"])
-    return payload
 
 
 class Portfolio(Aggregate):

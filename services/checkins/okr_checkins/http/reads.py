@@ -12,11 +12,11 @@ from fastapi.responses import StreamingResponse
 
 from okr_checkins.application import CheckinsApplication
 from okr_checkins.domain.access import TokenRole
-from okr_checkins.domain.chain import canonical_json
 from okr_checkins.domain.commands import known
 from okr_checkins.domain.errors import NotPermitted
 from okr_checkins.http.auth import actor_of
 from okr_checkins.views import key_result_view, portfolio_view
+from okr_contracts.export import canonical_json
 from okr_runtime.auth import Authenticator, Caller
 from okr_runtime.problems import Problem
 

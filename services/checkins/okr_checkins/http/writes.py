@@ -19,11 +19,11 @@ from pydantic import BaseModel
 from okr_checkins.application import CheckinsApplication, Command, CommandResult
 from okr_checkins.domain import commands as c
 from okr_checkins.domain import key_results as k
-from okr_checkins.domain.chain import canonical_json
 from okr_checkins.domain.portfolio import Request as CommandRequest
 from okr_checkins.domain.portfolio import RequestRef
 from okr_checkins.http import bodies as b
 from okr_checkins.http.auth import actor_of
+from okr_contracts.export import canonical_json
 from okr_runtime.auth import Authenticator, Caller
 from okr_runtime.problems import Problem
 

@@ -20,8 +20,8 @@ from typing import Any
 from okr_contracts.envelope import Envelope, EventPayload
 from okr_contracts.kr_events import KeyResultKind, KrEvent, RollupMethod
 from okr_contracts.scores import NodeKind, NodeScored
-from okr_rollup.domain import scoring
 from okr_rollup.domain.errors import MixedMethodsRefused
+from okr_rollup.domain.rules import SCHEDULE, RuleSet, Schedule
 from okr_rollup.domain.scoring import Contribution, Score
 from okr_rollup.domain.tree import Node, Tree
 
@@ -55,8 +55,10 @@ def canonical(data: Any) -> bytes:
 class PortfolioProjection:
     """The scores of every node of one portfolio."""
 
-    def __init__(self, portfolio_id: str) -> None:
+    def __init__(self, portfolio_id: str, schedule: Schedule = SCHEDULE) -> None:
         self.tree = Tree(portfolio_id)
+        self.schedule = schedule
+        self.rules: RuleSet | None = None
         self.computed: dict[str, Computed] = {}
         self.published: dict[str, bytes] = {}
         self.events = 0
@@ -72,19 +74,24 @@ class PortfolioProjection:
             raise TypeError(f"the projection takes okr.kr-events.v1 events, not {envelope.type}")
         if self.tree.is_duplicate(event):
             return None
+        rules = self.schedule.at(envelope.recorded_at)
         self.tree.begin()
         try:
-            order = self._ancestry(self.tree.evolve(event))
+            touched = self.tree.evolve(event)
+            if rules is not self.rules and self.rules is not None:  # new rules in force: every node is scored again
+                touched |= set(self.tree.nodes)
+            order = self._ancestry(touched)
             fresh: dict[str, Computed] = {}
             for node in order:
-                fresh[node.node_id] = self._compute(node, fresh)
+                fresh[node.node_id] = self._compute(node, fresh, rules)
         except Exception:
             self.tree.rollback()
             raise
         self.tree.commit()
+        self.rules = rules
         self.computed.update(fresh)
         self.events += 1
-        return [r for node in order if (r := self._record(node, envelope)) is not None]
+        return [r for node in order if (r := self._record(node, envelope, rules)) is not None]
 
     def _ancestry(self, touched: set[str]) -> list[Node]:
         """The touched defined nodes and all their ancestors, children before parents."""
@@ -97,7 +104,7 @@ class PortfolioProjection:
                 frontier.extend(node.parents())
         return sorted(seen.values(), key=lambda n: (-n.tier, n.is_objective, n.node_id))
 
-    def _compute(self, node: Node, fresh: dict[str, Computed]) -> Computed:
+    def _compute(self, node: Node, fresh: dict[str, Computed], rules: RuleSet) -> Computed:
         method = self._method(node)
         kids: list[Contribution] = []
         mixed = method is not self.tree.settings["rollup_method"]
@@ -108,7 +115,7 @@ class PortfolioProjection:
                 continue
             kids.append(found.score.contribution(child_id, weight))
             mixed = mixed or found.mixed
-        score = self._score(node, method, kids)
+        score = self._score(node, method, kids, rules)
         return Computed(score, mixed and self.tree.settings["allow_mixed_methods"])
 
     def _method(self, node: Node) -> RollupMethod:
@@ -123,31 +130,31 @@ class PortfolioProjection:
             )
         return node.method
 
-    def _score(self, node: Node, method: RollupMethod, kids: list[Contribution]) -> Score:
+    def _score(self, node: Node, method: RollupMethod, kids: list[Contribution], rules: RuleSet) -> Score:
         hit = float(self.tree.settings["say_do_hit_threshold"])
         if node.is_objective:
-            return scoring.score_objective(method, kids, hit_threshold=hit)
+            return rules.objective(method, kids, hit_threshold=hit)
         if node.retired:
-            return scoring.retired()
+            return rules.retired()
         if node.kind is KeyResultKind.THRESHOLD:
-            return scoring.score_threshold(
+            return rules.threshold(
                 node.node_id, target=node.target, direction=node.direction, unit=node.unit, value=node.value, confidence=node.confidence
             )
         if method is RollupMethod.KPI and (kids or node.kind is KeyResultKind.DERIVED):
-            return scoring.score_kpi(
+            return rules.kpi(
                 node.node_id, unit=node.unit, baseline=node.baseline, target=node.target, children=kids, own_confidence=node.confidence
             )
         if node.kind is KeyResultKind.METRIC:
-            return scoring.score_metric(
+            return rules.metric(
                 node.node_id, baseline=node.baseline, target=node.target, unit=node.unit, value=node.value, confidence=node.confidence
             )
         if method is RollupMethod.SAY_DO:
-            return scoring.score_say_do(kids, hit_threshold=hit, own_confidence=node.confidence)
-        return scoring.score_weighted(kids, own_confidence=node.confidence)
+            return rules.say_do(kids, hit_threshold=hit, own_confidence=node.confidence)
+        return rules.weighted(kids, own_confidence=node.confidence)
 
-    def _record(self, node: Node, source: Envelope[EventPayload]) -> ScoreRecord | None:
+    def _record(self, node: Node, source: Envelope[EventPayload], rules: RuleSet) -> ScoreRecord | None:
         computed = self.computed[node.node_id]
-        payload = self._payload(node, computed, source)
+        payload = self._payload(node, computed, source, rules)
         content = payload.model_dump(mode="json", exclude=set(VOLATILE))
         digest = hashlib.blake2b(canonical(content), digest_size=16).digest()
         if self.published.get(node.node_id) == digest:
@@ -162,7 +169,7 @@ class PortfolioProjection:
         )
         return ScoreRecord(node.node_id, canonical(envelope.as_json()), envelope)
 
-    def _payload(self, node: Node, computed: Computed, source: Envelope[EventPayload]) -> NodeScored:
+    def _payload(self, node: Node, computed: Computed, source: Envelope[EventPayload], rules: RuleSet) -> NodeScored:
         score = computed.score
         return NodeScored(
             portfolio_id=self.tree.portfolio_id,
@@ -180,7 +187,7 @@ class PortfolioProjection:
             confidence=score.confidence,
             mixed_methods=computed.mixed,
             derivation=score.derivation,
-            scoring_rules_version=scoring.RULES_VERSION,
+            scoring_rules_version=rules.version,
             as_of=source.recorded_at,
             source_event_id=str(source.event_id),
         )
@@ -190,9 +197,9 @@ class PortfolioProjection:
         return objective.product_id if objective else None
 
 
-def replay(portfolio_id: str, envelopes: Iterable[Envelope[EventPayload]]) -> PortfolioProjection:
+def replay(portfolio_id: str, envelopes: Iterable[Envelope[EventPayload]], schedule: Schedule = SCHEDULE) -> PortfolioProjection:
     """A projection rebuilt from a history, oldest first (what a restart and an audit do)."""
-    projection = PortfolioProjection(portfolio_id)
+    projection = PortfolioProjection(portfolio_id, schedule)
     for envelope in envelopes:
         projection.apply(envelope)
     return projection

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from okr_checkins.domain.chain import GENESIS, record_hash, verify_chain
+from okr_contracts.export import GENESIS, record_hash, verify_chain
 
 
 def chain(n: int) -> list[dict[str, Any]]:

@@ -1,4 +1,10 @@
-"""The per-portfolio hash chain that makes the history tamper-evident.
+"""The history export: a portfolio's records, one canonical JSON object per line, hash-chained.
+
+A record is what checkins stores for each event of ``okr.kr-events.v1``: its
+``position`` in the portfolio's stream (1, 2, …), ``event_id``, ``type``,
+``schema_version``, ``occurred_at``, ``recorded_at``, ``producer``, the payload as
+``data``, and the chain fields ``prev_hash`` and ``hash``. The export
+(``GET /v1/portfolios/{p}/export``) and ``okr audit export`` write exactly these.
 
 Each record's ``hash`` is SHA-256 over the previous record's hash, a newline,
 and the record's canonical JSON without its ``hash`` field. Canonical JSON is
@@ -12,10 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
+
+from okr_contracts.envelope import Envelope
+from okr_contracts.kr_events import KR_EVENTS, KrEvent
+
+PAYLOADS: dict[str, TypeAdapter[Any]] = {cls.event_type(): TypeAdapter(cls) for cls in KR_EVENTS}
 GENESIS = "0" * 64
 
 
@@ -52,3 +66,20 @@ def verify_chain(records: Iterable[Mapping[str, Any]]) -> list[ChainBreak]:
             breaks.append(ChainBreak(index, "hash does not match the record's content"))
         previous, expected_position = str(record.get("hash")), position + 1
     return breaks
+
+
+def payload_of(record: Mapping[str, Any]) -> KrEvent:
+    """The contract event inside a record (a pydantic ValidationError, or KeyError for an unknown type, if it is not one)."""
+    payload: KrEvent = PAYLOADS[record["type"]].validate_python(record["data"])
+    return payload
+
+
+def envelope_of(record: Mapping[str, Any]) -> Envelope[KrEvent]:
+    """The okr.kr-events.v1 envelope of a record, as the checkins outbox publishes it: same event id, type, times and producer."""
+    return Envelope.wrap(
+        payload_of(record),
+        producer=record["producer"],
+        occurred_at=datetime.fromisoformat(record["occurred_at"]),
+        recorded_at=datetime.fromisoformat(record["recorded_at"]),
+        event_id=uuid.UUID(record["event_id"]),
+    )
