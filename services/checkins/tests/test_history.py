@@ -93,6 +93,8 @@ def test_the_export_is_the_whole_history_with_an_intact_hash_chain(seeded: Any) 
     assert len(records) == seeded.checkins.portfolio("acme").version
     assert records[0]["prev_hash"] == "0" * 64
     assert verify_chain(records) == []
+    assert response.headers["OKR-Chain-Length"] == str(len(records))
+    assert response.headers["OKR-Chain-Head"] == records[-1]["hash"]
     assert {r["type"] for r in records} >= {"PortfolioDefined", "TeamDefined", "KeyResultDefined", "CheckInRecorded", "ValueObserved"}
 
 

@@ -21,6 +21,10 @@ from okr_runtime.auth import Authenticator, Caller
 from okr_runtime.problems import Problem
 
 JSON_LINES = "application/jsonl"
+CHAIN_LENGTH = "OKR-Chain-Length"
+"""Export response header: how many records the export holds (the position of the last one)."""
+CHAIN_HEAD = "OKR-Chain-Head"
+"""Export response header: the last record's hash, to check the file against (``okr audit verify --head``)."""
 
 
 def read_router(app: CheckinsApplication, auth: Authenticator) -> APIRouter:
@@ -57,19 +61,24 @@ def read_router(app: CheckinsApplication, auth: Authenticator) -> APIRouter:
         items, following = app.key_result_history(portfolio_id, kr_id, after=after, limit=limit)
         return {"items": items, "next": following}
 
-    @router.get("/{portfolio_id}/export", summary="The portfolio's whole history as JSON Lines with its hash chain")
+    @router.get("/{portfolio_id}/export", summary="The portfolio's whole history as JSON Lines with its hash chain; the chain's length and head in headers")
     async def export(caller: Who, portfolio_id: str) -> StreamingResponse:
         caller.check_scope(portfolio_id)
-        state = (await run_in_threadpool(app.portfolio, portfolio_id)).state
+        found = await run_in_threadpool(app.portfolio, portfolio_id)
         actor = actor_of(caller)
-        if TokenRole.AUDITOR not in actor.roles and actor.principal != state.settings.owner:
+        if TokenRole.AUDITOR not in actor.roles and actor.principal != found.state.settings.owner:
             raise NotPermitted("only the portfolio lead or an auditor may export the history", action="export the history")
-        headers = {"Content-Disposition": f'attachment; filename="{portfolio_id}.history.jsonl"'}
-        return StreamingResponse(_lines(app, portfolio_id), media_type=JSON_LINES, headers=headers)
+        headers = {
+            "Content-Disposition": f'attachment; filename="{portfolio_id}.history.jsonl"',
+            CHAIN_LENGTH: str(found.version),
+            CHAIN_HEAD: found.chain_head,
+        }
+        return StreamingResponse(_lines(app, portfolio_id, found.version), media_type=JSON_LINES, headers=headers)
 
     return router
 
 
-def _lines(app: CheckinsApplication, portfolio_id: str) -> Iterator[bytes]:
-    for record in app.records(portfolio_id):
+def _lines(app: CheckinsApplication, portfolio_id: str, upto: int) -> Iterator[bytes]:
+    """The records up to the position the response headers describe, so the export is one consistent snapshot."""
+    for record in app.records(portfolio_id, upto=upto):
         yield canonical_json(record) + b"\n"

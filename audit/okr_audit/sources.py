@@ -1,0 +1,160 @@
+"""Where an auditor's files come from: the checkins export endpoint or its event store, and okr.scores.v1.
+
+Every function writes or returns exactly what the source holds; nothing is
+recomputed here. Failures raise :class:`SourceError` with a message a person can act on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from okr_audit.verify import Head
+from okr_contracts.export import canonical_json
+from okr_contracts.topics import SCORES_TOPIC
+
+HEAD_SUFFIX = ".head.json"
+
+
+class SourceError(RuntimeError):
+    """A source that could not give what was asked (unreachable, refused, unknown portfolio)."""
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What an export wrote: the portfolio, the number of records, the chain's head, where it came from and when."""
+
+    portfolio_id: str
+    length: int
+    head: str
+    source: str
+    exported_at: str
+
+    def save_beside(self, path: Path) -> Path:
+        """Write this description next to the history file (``<file>.head.json``), for ``verify``."""
+        target = head_file_for(path)
+        target.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+        return target
+
+
+def head_file_for(path: Path) -> Path:
+    """Where the export's description of `path` is kept."""
+    return path.with_name(path.name + HEAD_SUFFIX)
+
+
+def read_head(path: Path) -> Head:
+    """The trusted head saved beside an export (or any file in that format)."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        return Head(hash=str(saved["head"]), length=int(saved["length"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SourceError(f"{path} does not hold an export's head (head, length): {exc}") from exc
+
+
+def checkins_client(base_url: str, token: str, *, timeout_s: float = 60.0) -> httpx.Client:
+    """An HTTP client of the checkins API, authenticated by a bearer token."""
+    return httpx.Client(base_url=base_url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s)
+
+
+def export_from_checkins(client: httpx.Client, portfolio_id: str, out: Path) -> Exported:
+    """Stream ``GET /v1/portfolios/{p}/export`` into `out`; the head comes from the response headers."""
+    path = f"/v1/portfolios/{portfolio_id}/export"
+    url = f"{client.base_url}{path}"
+    try:
+        with client.stream("GET", path) as response:
+            if response.status_code != 200:
+                response.read()
+                raise SourceError(_problem(url, response))
+            with out.open("wb") as handle:
+                for chunk in response.iter_bytes():
+                    handle.write(chunk)
+            head, length = response.headers.get("OKR-Chain-Head"), response.headers.get("OKR-Chain-Length")
+    except httpx.HTTPError as exc:
+        raise SourceError(f"could not read {url}: {exc}") from exc
+    if head is None or length is None:
+        raise SourceError(f"{url} answered without the OKR-Chain-Head and OKR-Chain-Length headers (is it okrstream checkins?)")
+    return Exported(portfolio_id, int(length), head, url, _now())
+
+
+def export_from_store(application: Any, portfolio_id: str, out: Path) -> Exported:
+    """Write a portfolio's records straight from the checkins event store (an open ``CheckinsApplication``)."""
+    length, head = 0, ""
+    with out.open("wb") as handle:
+        for record in application.records(portfolio_id):
+            handle.write(canonical_json(record) + b"\n")
+            length, head = int(record["position"]), str(record["hash"])
+    if length == 0:
+        out.unlink()
+        raise SourceError(f"the event store holds no history of portfolio {portfolio_id!r}")
+    return Exported(portfolio_id, length, head, "event store", _now())
+
+
+async def read_scores(bootstrap: str, portfolio_id: str, *, topic: str = SCORES_TOPIC.name, timeout_s: float = 60.0) -> list[bytes]:
+    """Every record of the portfolio on the scores topic now, oldest first per partition (read from the beginning, no group)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, request_timeout_ms=int(timeout_s * 1000)
+    )
+    prefix = f"{portfolio_id}/".encode()
+    try:
+        await consumer.start()
+        partitions = consumer.partitions_for_topic(topic) or set(await _partitions(consumer, topic))
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        ends = await consumer.end_offsets(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        values: list[bytes] = []
+        while [tp for tp in assigned if await consumer.position(tp) < ends[tp]]:
+            batches = await consumer.getmany(*assigned, timeout_ms=1000)
+            values += [
+                r.value for records in batches.values() for r in records if r.key and r.key.startswith(prefix) and r.value is not None
+            ]
+        return values
+    except KafkaError as exc:
+        raise SourceError(f"could not read {topic} from {bootstrap}: {exc!r}") from exc
+    finally:
+        await consumer.stop()
+
+
+def read_scores_file(path: Path) -> list[bytes]:
+    """Score records saved one per line (what ``okr audit scores`` writes)."""
+    if not path.is_file():
+        raise SourceError(f"{path} is not a file")
+    with path.open("rb") as handle:
+        return [line.rstrip(b"\r\n") for line in handle if line.strip()]
+
+
+def write_lines(values: Iterable[bytes], out: Path) -> int:
+    """Save message values one per line; returns how many."""
+    count = 0
+    with out.open("wb") as handle:
+        for value in values:
+            handle.write(value + b"\n")
+            count += 1
+    return count
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    if topic not in await consumer.topics():
+        raise SourceError(f"topic {topic} does not exist")
+    return consumer.partitions_for_topic(topic) or set()
+
+
+def _problem(url: str, response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        reason = f"{body.get('title', '')}: {body.get('detail', '')}".strip(": ")
+    except ValueError:
+        reason = response.text[:200]
+    return f"{url} answered {response.status_code}: {reason}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

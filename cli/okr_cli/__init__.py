@@ -1,0 +1,1 @@
+"""The ``okr`` command line: ``okr audit …`` today (docs/audit.md)."""

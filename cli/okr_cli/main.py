@@ -1,0 +1,10 @@
+"""The ``okr`` command and its groups."""
+
+from __future__ import annotations
+
+import typer
+
+from okr_cli.audit import audit
+
+app = typer.Typer(name="okr", help="okrstream from the terminal.", no_args_is_help=True, add_completion=False)
+app.add_typer(audit, name="audit")
