@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,3 +164,17 @@ def restartable_kafka() -> Iterator[LocalKafka]:
 def unique() -> str:
     """A short id unique to this test, for topic names, groups and portfolio ids on shared infrastructure."""
     return uuid.uuid4().hex[:12]
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float = 60) -> None:
+    """Poll `check` every 0.1 s until it holds; fail the test after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., None]:
+    """`wait_for(check, timeout_s=60)`: poll until `check()` holds (a service consumed, a message arrived)."""
+    return wait_until

@@ -6,6 +6,7 @@ recomputed here. Failures raise :class:`SourceError` with a message a person can
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -100,27 +101,38 @@ def export_from_store(application: Any, portfolio_id: str, out: Path) -> Exporte
 async def read_scores(bootstrap: str, portfolio_id: str, *, topic: str = SCORES_TOPIC.name, timeout_s: float = 60.0) -> list[bytes]:
     """Every record of the portfolio on the scores topic now, oldest first per partition (read from the beginning, no group)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, request_timeout_ms=int(timeout_s * 1000)
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,  # no group: every partition is ours, nothing is committed
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=int(timeout_s * 1000),
     )
     prefix = f"{portfolio_id}/".encode()
     try:
         await consumer.start()
-        partitions = consumer.partitions_for_topic(topic) or set(await _partitions(consumer, topic))
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(assigned)
+        if not consumer.partitions_for_topic(topic):
+            raise SourceError(f"topic {topic} does not exist on {bootstrap}")
+        assigned = await _assignment(consumer, timeout_s)
         ends = await consumer.end_offsets(assigned)
         await consumer.seek_to_beginning(*assigned)
         values: list[bytes] = []
         while [tp for tp in assigned if await consumer.position(tp) < ends[tp]]:
             batches = await consumer.getmany(*assigned, timeout_ms=1000)
-            values += [
-                r.value for records in batches.values() for r in records if r.key and r.key.startswith(prefix) and r.value is not None
-            ]
+            values += [r.value for batch in batches.values() for r in batch if r.key and r.key.startswith(prefix) and r.value is not None]
         return values
     except KafkaError as exc:
         raise SourceError(f"could not read {topic} from {bootstrap}: {exc!r}") from exc
     finally:
         await consumer.stop()
+
+
+async def _assignment(consumer: AIOKafkaConsumer, timeout_s: float) -> list[TopicPartition]:
+    """The partitions the consumer was given (without a group it gets all of them, once it has the topic's metadata)."""
+    async with asyncio.timeout(timeout_s):
+        while not consumer.assignment():  # noqa: ASYNC110 (aiokafka offers no event to wait on for its assignment)
+            await asyncio.sleep(0.05)
+    return sorted(consumer.assignment())
 
 
 def read_scores_file(path: Path) -> list[bytes]:
@@ -139,12 +151,6 @@ def write_lines(values: Iterable[bytes], out: Path) -> int:
             handle.write(value + b"\n")
             count += 1
     return count
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    if topic not in await consumer.topics():
-        raise SourceError(f"topic {topic} does not exist")
-    return consumer.partitions_for_topic(topic) or set()
 
 
 def _problem(url: str, response: httpx.Response) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -110,9 +110,19 @@ class Story:
 
 
 @pytest.fixture
-def checkins_api(tmp_path: Path) -> Iterator[tuple[TestClient, CheckinsApplication, Clock]]:
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def tell() -> Callable[[TestClient, Clock, str], Story]:
+    """`tell(client, clock, portfolio_id)`: the story told through any checkins API (an in-process one, or the real service)."""
+    return lambda client, clock, pid: Story(client, clock, pid).tell()
+
+
+@pytest.fixture
+def checkins_api(tmp_path: Path, clock: Clock) -> Iterator[tuple[TestClient, CheckinsApplication, Clock]]:
     """The checkins HTTP API over a SQLite event store, on a clock the story moves."""
-    clock = Clock()
     store = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "history.sqlite")}
     checkins = CheckinsApplication(store, clock=clock)
     app = FastAPI()
@@ -124,9 +134,9 @@ def checkins_api(tmp_path: Path) -> Iterator[tuple[TestClient, CheckinsApplicati
 
 
 @pytest.fixture
-def story(checkins_api: tuple[TestClient, CheckinsApplication, Clock]) -> Story:
+def story(checkins_api: tuple[TestClient, CheckinsApplication, Clock], tell: Callable[[TestClient, Clock, str], Story]) -> Story:
     client, _, clock = checkins_api
-    return Story(client, clock, "acme").tell()
+    return tell(client, clock, "acme")
 
 
 @pytest.fixture

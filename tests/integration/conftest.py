@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,17 +37,3 @@ def read_topic(
 def consume() -> ReadTopic:
     """`consume(bootstrap, topic, done, key=None, timeout_s=90)`: read a topic from its start until `done(records)`."""
     return read_topic
-
-
-def wait_until(check: Callable[[], bool], timeout_s: float = 60) -> None:
-    """Poll `check` every 0.1 s until it holds; fail the test after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
-@pytest.fixture
-def wait_for() -> Callable[..., None]:
-    """`wait_for(check, timeout_s=60)`: poll until `check()` holds (a service consumed, a message arrived)."""
-    return wait_until
