@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -82,3 +83,9 @@ def test_one_version_for_every_event_scores_the_whole_history_by_it(history: Any
     events = [*history.standard(), history.value("a1", 50.0)]
     found = records(PortfolioProjection(history.pid, Schedule.only(V2)), events)
     assert {data(r)["scoring_rules_version"] for r in found} == {"2-test"}
+
+
+def test_every_version_in_the_schedule_has_a_row_in_the_scoring_document() -> None:
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "scoring.md").read_text(encoding="utf-8")
+    for entry in SCHEDULE.entries:
+        assert f"| {entry.rules.version} |" in doc
