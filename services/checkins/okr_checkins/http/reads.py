@@ -61,7 +61,10 @@ def read_router(app: CheckinsApplication, auth: Authenticator) -> APIRouter:
         items, following = app.key_result_history(portfolio_id, kr_id, after=after, limit=limit)
         return {"items": items, "next": following}
 
-    @router.get("/{portfolio_id}/export", summary="The portfolio's whole history as JSON Lines with its hash chain; the chain's length and head in headers")
+    @router.get(
+        "/{portfolio_id}/export",
+        summary="The portfolio's whole history as JSON Lines with its hash chain; the chain's length and head in headers",
+    )
     async def export(caller: Who, portfolio_id: str) -> StreamingResponse:
         caller.check_scope(portfolio_id)
         found = await run_in_threadpool(app.portfolio, portfolio_id)
