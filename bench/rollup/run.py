@@ -1,9 +1,10 @@
-"""Rollup projection: the cost of one key-result update as a portfolio grows, replay rate, and memory per key result.
+"""Rollup projection: the cost of one key-result update as a portfolio grows, replay and audit rates, and memory per key result.
 
 Run from the repository root: ``.venv/bin/python bench/rollup/run.py`` (or ``make bench-rollup``).
 No infrastructure: every portfolio is built in memory through ``PortfolioProjection.apply``.
-Each size runs in a fresh process; the raw baseline (decoding and validating the
-same events with ``KR_EVENTS_TOPIC.decode``) is measured in that same process.
+Each size runs in a fresh process; the raw baselines (decoding and validating the
+same events with ``KR_EVENTS_TOPIC.decode``; for the audit, parsing the export's
+lines with ``json.loads``) are measured in that same process.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import portfolio
 import updates
+from audit_rate import Audited
 from replay_rate import Replayed
 
 TARGET_RATIO = 1.5
@@ -30,7 +32,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--updates", type=int, default=3000, help="timed single-KR updates per size (default 3000)")
     add("--warm-up", type=int, default=300, help="untimed updates before them (default 300)")
     add("--replay-size", type=int, default=10_000, help="the size whose history is replayed; 0 skips the replay (default 10000)")
-    add("--rounds", type=int, default=3, help="runs of each decode-only baseline of the replay; their median is reported (default 3)")
+    add(
+        "--rounds",
+        type=int,
+        default=3,
+        help="runs of each raw baseline of the replays (decode only, parse only); their median is reported (default 3)",
+    )
     add("--seed", type=int, default=2026, help="seed of the generated portfolios and updates (default 2026)")
     args = parser.parse_args(argv)
     if min(*args.sizes, args.updates, args.rounds) < 1 or args.warm_up < 0:
@@ -109,6 +116,36 @@ def report_replay(size: int, r: Replayed, rounds: int) -> Iterator[str]:
     )
 
 
+def report_audit(size: int, a: Audited, r: Replayed | None, rounds: int) -> Iterator[str]:
+    """Audit rates (each stage and the whole) beside parsing the export's lines alone, then against the service's replay."""
+    yield (
+        f"== audit: the same history as a hash-chained export ({a.events:,} lines, {a.file_bytes / 2**20:.1f} MB),"
+        " verified, replayed and checked as `okr audit check` does =="
+    )
+    parse_only = f"{a.events / a.raw_s:,.0f}/s"
+    for label, seconds in (
+        ("parse+verify:", a.parse_verify_s),
+        ("audit replay:", a.replay_s),
+        ("check:", a.check_s),
+        ("whole audit:", a.audit_s),
+    ):
+        yield _row(label, f"{a.events / seconds:,.0f} events/s", "parse only:", parse_only, a.raw_s / seconds)
+    yield (
+        f"   audit of {size:,}-KR history: {a.events:,} events verified + replayed + checked at {a.events / a.audit_s:,.0f} events/s;"
+        f" {a.audit_s / a.raw_s:,.0f}× the time of just parsing the lines"
+    )
+    yield (
+        f"      audit {a.audit_s:.1f} s: parse {a.parse_s:.2f} s + verify {a.verify_s:.2f} s, replay {a.replay_s:.1f} s,"
+        f" check {a.check_s:.2f} s ({a.score_records:,} score records); parse-only figure: median of {rounds} rounds"
+    )
+    if r is not None:
+        yield (
+            f"      against the service's replay of the same events (decode+apply, {r.replay_s:.1f} s): audit replay"
+            f" {a.replay_s / r.replay_s:.2f}× its time ({a.replay_s - r.replay_s:+.1f} s), whole audit {a.audit_s / r.replay_s:.2f}×"
+            f" ({a.audit_s - r.replay_s:+.1f} s)"
+        )
+
+
 def report_memory(figures: list[updates.SizeFigures]) -> Iterator[str]:
     """Peak RSS growth while building each projection, per key result."""
     yield "== memory: peak RSS growth while building the projection (each size in its own process) =="
@@ -143,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     for f in figures:
         if f.replayed is not None:
             print("\n".join(report_replay(f.shape.key_results, f.replayed, args.rounds)))
+        if f.audited is not None:
+            print("\n".join(report_audit(f.shape.key_results, f.audited, f.replayed, args.rounds)))
     print("\n".join(report_memory(figures)))
     print(f"finished in {time.monotonic() - started:.0f} s")
     return 0

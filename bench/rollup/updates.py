@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain
 
+import audit_rate
 import portfolio
 import replay_rate
 
@@ -47,7 +48,7 @@ class Timings:
 
 @dataclass(frozen=True)
 class SizeFigures:
-    """What one size measured: its shape, the build, the updates beside the bare decode, and memory."""
+    """What one size measured: its shape, the build, the updates beside the bare decode, memory, and the replays of its history."""
 
     shape: portfolio.Portfolio
     build_events: int
@@ -57,6 +58,7 @@ class SizeFigures:
     update: Timings
     decode: Timings
     replayed: replay_rate.Replayed | None = field(default=None)
+    audited: audit_rate.Audited | None = field(default=None)
 
     @property
     def bytes_per_kr(self) -> float:
@@ -69,7 +71,8 @@ def measure(size: int, updates: int, warm_up: int, seed: int, *, replay: bool = 
 
     With `replay`, the projection is then dropped and the history it applied
     (definitions, first values, every update), generated again from the seed and
-    serialized, is replayed (see :mod:`replay_rate`).
+    serialized, is replayed (see :mod:`replay_rate`), then exported as a hash-chained
+    history and audited: verified, replayed and checked (see :mod:`audit_rate`).
     """
     shape = portfolio.Portfolio(f"bench-{size}", size)
     history = portfolio.History(shape, seed)
@@ -83,12 +86,16 @@ def measure(size: int, updates: int, warm_up: int, seed: int, *, replay: bool = 
     timed = planned[warm_up:]
     update = _time_updates(projection, timed)
     decode = _time_decodes([envelope.to_json_bytes() for envelope in timed])
-    replayed = None
+    replayed: replay_rate.Replayed | None = None
+    audited: audit_rate.Audited | None = None
     if replay:
         del projection, planned, timed
         gc.collect()
-        replayed = replay_rate.measure(shape.portfolio_id, _serialized_history(size, seed, warm_up + updates), rounds)
-    return SizeFigures(shape, build_events, build_s, rss_before, rss_built, update, decode, replayed)
+        values = _serialized_history(size, seed, warm_up + updates)
+        replayed = replay_rate.measure(shape.portfolio_id, values, rounds)
+        gc.collect()
+        audited = audit_rate.measure(shape.portfolio_id, values, rounds)
+    return SizeFigures(shape, build_events, build_s, rss_before, rss_built, update, decode, replayed, audited)
 
 
 def _serialized_history(size: int, seed: int, updates: int) -> list[bytes]:
