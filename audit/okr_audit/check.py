@@ -71,7 +71,7 @@ def check(replayed: Replayed, published: Iterable[bytes]) -> CheckReport:
     """
     end = replayed.as_of or replayed.last_recorded_at
     report = CheckReport(replayed.portfolio_id)
-    by_id = {str(r.envelope.event_id): r for r in replayed.records}
+    by_id = {r.event_id: r for r in replayed.records}
     seen: dict[str, bytes] = {}
     for value in published:
         parsed = _parse(value)
@@ -112,7 +112,7 @@ def _missing(replayed: Replayed, seen: dict[str, bytes], report: CheckReport) ->
             data = latest.envelope.data
             detail = f"the history's latest score of this node (as of {data.as_of.isoformat()}, progress {data.progress}) is not published"
             report.differences.append(Difference(Discrepancy.MISSING, node_id, event_id, detail))
-    report.superseded = sum(1 for r in replayed.records if str(r.envelope.event_id) not in seen) - sum(
+    report.superseded = sum(1 for r in replayed.records if r.event_id not in seen) - sum(
         1 for d in report.differences if d.kind is Discrepancy.MISSING
     )
 

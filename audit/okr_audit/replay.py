@@ -31,6 +31,15 @@ class Refusal:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Produced:
+    """One score record the replay produced: its node, its event id and its bytes (the envelope object is not kept)."""
+
+    node_id: str
+    event_id: str
+    value: bytes
+
+
 @dataclass
 class Replayed:
     """What a replay produced: every score record in order, and each node's latest one (the scorecard then)."""
@@ -40,7 +49,7 @@ class Replayed:
     events: int = 0
     last_position: int = 0
     last_recorded_at: datetime | None = None
-    records: list[ScoreRecord] = field(default_factory=list)
+    records: list[Produced] = field(default_factory=list)
     latest: dict[str, ScoreRecord] = field(default_factory=dict)
     refused: list[Refusal] = field(default_factory=list)
 
@@ -63,7 +72,9 @@ def replay_history(
             replayed.refused.append(Refusal(int(record["position"]), str(envelope.event_id), f"{exc.code}: {exc}"))
             continue
         for score in produced or ():
-            replayed.records.append(score)
+            # Only bytes are kept of every record: a long history produces many, and their pydantic
+            # envelopes would grow the heap (and the garbage collector's work) for nothing.
+            replayed.records.append(Produced(score.node_id, str(score.envelope.event_id), score.value))
             replayed.latest[score.node_id] = score
     return replayed
 

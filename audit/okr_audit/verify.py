@@ -81,13 +81,14 @@ def verify(lines: Sequence[Line], head: Head | None = None) -> Verification:
     findings: list[Finding] = []
     readable = [line for line in lines if line.record is not None]
     findings += [Finding(line.number, Tampering.UNREADABLE, line.error or "unreadable") for line in lines if line.record is None]
-    findings += _content(readable)
     positioned = [line for line in readable if line.position is not None]
+    sound = {line.number: _hash_ok(line.record or {}) for line in positioned}  # each hash computed once
+    findings += _content(readable, sound)
     findings += _order(positioned)
-    genuine, inserted = _duplicates(positioned)
+    genuine, inserted = _duplicates(positioned, sound)
     findings += inserted
     findings += _gaps(lines, positioned)
-    findings += _links(genuine)
+    findings += _links(genuine, sound)
     last = genuine[max(genuine)] if genuine else None
     if head is not None and last is not None:
         findings += _end(last, genuine, head)
@@ -111,14 +112,14 @@ def _hash_ok(record: dict[str, Any]) -> bool:
         return False
 
 
-def _content(readable: Sequence[Line]) -> list[Finding]:
+def _content(readable: Sequence[Line], sound: dict[int, bool]) -> list[Finding]:
     """Each record's own hash, its bytes against its canonical form, and its payload against its contract."""
     found: list[Finding] = []
     for line in readable:
         assert line.record is not None
         if line.position is None:
             found.append(Finding(line.number, Tampering.EDITED, "the record has no whole-number position"))
-        elif not _hash_ok(line.record):
+        elif not sound[line.number]:
             detail = "its hash does not match its content: the record was changed after it was recorded"
             found.append(Finding(line.number, Tampering.EDITED, detail, line.position))
         elif canonical_json(line.record) != line.raw:
@@ -156,7 +157,7 @@ def _order(positioned: Sequence[Line]) -> list[Finding]:
     return found
 
 
-def _duplicates(positioned: Sequence[Line]) -> tuple[dict[int, Line], list[Finding]]:
+def _duplicates(positioned: Sequence[Line], sound: dict[int, bool]) -> tuple[dict[int, Line], list[Finding]]:
     """One genuine line per position (the one its neighbours chain to), and a finding for every other claimant."""
     claims: dict[int, list[Line]] = defaultdict(list)
     for line in positioned:
@@ -174,7 +175,7 @@ def _duplicates(positioned: Sequence[Line]) -> tuple[dict[int, Line], list[Findi
 
         def fits(line: Line, before: set[str] = before, after: set[str] = after) -> bool:
             record = line.record or {}
-            return _hash_ok(record) and record.get("prev_hash") in before and (not after or record.get("hash") in after)
+            return sound[line.number] and record.get("prev_hash") in before and (not after or record.get("hash") in after)
 
         keep = next((line for line in lines if fits(line)), lines[0])
         genuine[position] = keep
@@ -210,7 +211,7 @@ def _gaps(lines: Sequence[Line], positioned: Sequence[Line]) -> list[Finding]:
     return found
 
 
-def _links(genuine: dict[int, Line]) -> list[Finding]:
+def _links(genuine: dict[int, Line], sound: dict[int, bool]) -> list[Finding]:
     """Each record's prev_hash against the hash of the record before it."""
     found: list[Finding] = []
     for position in sorted(genuine):
@@ -223,7 +224,7 @@ def _links(genuine: dict[int, Line]) -> list[Finding]:
                 )
             continue
         before = genuine.get(position - 1)
-        if before is None or not _hash_ok(record) or not _hash_ok(before.record or {}):
+        if before is None or not sound[line.number] or not sound[before.number]:
             continue  # a gap or a broken hash is reported already
         if record.get("prev_hash") != (before.record or {}).get("hash"):
             detail = (
