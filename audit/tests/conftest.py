@@ -14,7 +14,9 @@ from fastapi.testclient import TestClient
 
 from okr_checkins.application import CheckinsApplication
 from okr_checkins.http import install_api
+from okr_checkins.settings import CheckinsSettings
 from okr_runtime.auth import Authenticator, TokenEntry, TokenRole, hash_token
+from okr_runtime.eventstore import event_store_env
 from okr_runtime.problems import install_problem_handlers
 
 START = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
@@ -121,10 +123,19 @@ def tell() -> Callable[[TestClient, Clock, str], Story]:
 
 
 @pytest.fixture
-def checkins_api(tmp_path: Path, clock: Clock) -> Iterator[tuple[TestClient, CheckinsApplication, Clock]]:
-    """The checkins HTTP API over a SQLite event store, on a clock the story moves."""
-    store = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "history.sqlite")}
-    checkins = CheckinsApplication(store, clock=clock)
+def store_vars(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The event store's settings as the service (and `okr audit export --from-store`) read them: SQLite unless
+    a test asks for PostgreSQL (``@pytest.mark.parametrize("store_vars", ["postgres"], indirect=True)``)."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return {"OKR_EVENT_STORE": "sqlite", "OKR_SQLITE_PATH": str(tmp_path / "history.sqlite")}
+    dsn, schema = request.getfixturevalue("postgres_dsn"), request.getfixturevalue("postgres_schema")
+    return {"OKR_EVENT_STORE": "postgres", "OKR_POSTGRES_DSN": dsn, "OKR_POSTGRES_SCHEMA": schema}
+
+
+@pytest.fixture
+def checkins_api(store_vars: dict[str, str], clock: Clock) -> Iterator[tuple[TestClient, CheckinsApplication, Clock]]:
+    """The checkins HTTP API over the event store of `store_vars`, on a clock the story moves."""
+    checkins = CheckinsApplication(event_store_env(CheckinsSettings.model_validate(store_vars)), clock=clock)
     app = FastAPI()
     install_problem_handlers(app)
     install_api(app, checkins, Authenticator(tokens()))

@@ -20,14 +20,11 @@ def okr(*args: str | Path, env: dict[str, str] | None = None) -> Any:
     return runner.invoke(app, ["audit", *map(str, args)], env=env)
 
 
-def store_env(tmp_path: Path) -> dict[str, str]:
-    return {"OKR_EVENT_STORE": "sqlite", "OKR_SQLITE_PATH": str(tmp_path / "history.sqlite")}
-
-
-def test_an_export_from_the_event_store_verifies_against_its_saved_head(story: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("store_vars", ["sqlite", pytest.param("postgres", marks=pytest.mark.integration)], indirect=True)
+def test_an_export_from_the_event_store_verifies_against_its_saved_head(story: Any, store_vars: dict[str, str], tmp_path: Path) -> None:
     target = tmp_path / "out" / "acme.jsonl"
     target.parent.mkdir()
-    result = okr("export", "acme", "-o", target, "--from-store", env=store_env(tmp_path))
+    result = okr("export", "acme", "-o", target, "--from-store", env=store_vars)
     assert result.exit_code == 0, result.output
     assert target.read_bytes() == story.export(tmp_path / "api.jsonl")[0]
     verified = okr("verify", target)
@@ -49,14 +46,20 @@ def test_an_export_through_the_api_carries_the_head_in_its_headers(story: Any, t
         export_from_checkins(story.client, "acme", tmp_path / "acme.jsonl")
 
 
-def test_an_export_needs_exactly_one_source_and_a_known_portfolio(story: Any, tmp_path: Path) -> None:
+def test_an_export_needs_exactly_one_source_and_a_known_portfolio(story: Any, store_vars: dict[str, str], tmp_path: Path) -> None:
     none = okr("export", "acme", "-o", tmp_path / "a.jsonl")
     assert none.exit_code == 2
     assert "give exactly one source" in none.output
-    unknown = okr("export", "nowhere", "-o", tmp_path / "b.jsonl", "--from-store", env=store_env(tmp_path))
+    unknown = okr("export", "nowhere", "-o", tmp_path / "b.jsonl", "--from-store", env=store_vars)
     assert unknown.exit_code == 2
     assert "holds no history of portfolio 'nowhere'" in unknown.output
     assert not (tmp_path / "b.jsonl").exists()
+    nowhere = okr(
+        "export", "acme", "-o", tmp_path / "c.jsonl", "--from-store", env={**store_vars, "OKR_SQLITE_PATH": str(tmp_path / "no.sqlite")}
+    )
+    assert nowhere.exit_code == 2
+    assert "no event store at" in nowhere.output
+    assert not (tmp_path / "no.sqlite").exists()  # looking did not create an empty store
 
 
 def test_a_tampered_file_fails_verification_and_is_not_replayed(exported: Path) -> None:
