@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from okr_cli.apply import apply_command
 from okr_cli.audit import audit
 
 app = typer.Typer(name="okr", help="okrstream from the terminal.", no_args_is_help=True, add_completion=False)
+app.command("apply")(apply_command)
 app.add_typer(audit, name="audit")

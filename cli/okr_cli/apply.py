@@ -1,0 +1,121 @@
+"""``okr apply portfolio.yaml``: OKRs as code, applied through the checkins API as events, idempotently.
+
+Exit status: 0 when the portfolio is as declared (applied, or nothing to do), 1 when
+something stands in the way (a conflict, a change without a reason, a refusal by the
+API), 2 when the document is invalid or the API cannot be reached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+from rich.console import Console
+
+from okr_cli.plan import Plan, Step, make_plan
+from okr_cli.spec import SpecError, load_spec
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(status)
+
+
+def apply_command(
+    document: Annotated[Path, typer.Argument(help="The portfolio as YAML (docs/okrs-as-code.md).")],
+    checkins: Annotated[str, typer.Option(envvar="OKR_CHECKINS_URL", help="Base URL of the checkins API.")] = "http://127.0.0.1:8001",
+    token: Annotated[str | None, typer.Option(envvar="OKR_TOKEN", help="Bearer token of the portfolio lead.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be recorded, record nothing.")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why: recorded with every change to a target, weight, link or setting.")] = None,
+) -> None:
+    """Make the recorded portfolio what the document declares: define what is missing, record declared changes."""
+    if not token:
+        fail("a bearer token is needed: --token or OKR_TOKEN")
+    with httpx.Client(base_url=f"{checkins.rstrip('/')}/v1/portfolios", headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        apply_with(client, document, dry_run=dry_run, reason=reason)
+
+
+def apply_with(client: httpx.Client, document: Path, *, dry_run: bool = False, reason: str | None = None) -> Plan:
+    """Apply `document` through `client` (based at the API's ``/v1/portfolios``); returns the plan it carried out."""
+    try:
+        spec = load_spec(document)
+    except SpecError as exc:
+        for problem in exc.problems:
+            err.print(problem.render(document))
+        fail(f"{document} is not a valid portfolio ({len(exc.problems)} problems); nothing was recorded")
+    recorded = _recorded(client, spec.portfolio.portfolio_id)
+    plan = make_plan(spec, recorded, reason=reason)
+    _show(plan)
+    if plan.conflicts:
+        fail(f"{len(plan.conflicts)} conflicts: nothing was recorded", 1)
+    if plan.changes and not reason:
+        fail("changes to what is recorded need a reason: --reason TEXT (it is recorded with each change)", 1)
+    if dry_run and plan.steps:
+        out.print(f"dry run: {len(plan.steps)} steps, nothing was recorded")
+    elif not plan.steps:
+        out.print(f"{plan.portfolio_id} is as declared: nothing to do")
+    else:
+        _run(client, plan, _fingerprint(document, reason, recorded))
+    return plan
+
+
+def _recorded(client: httpx.Client, portfolio_id: str) -> dict[str, Any] | None:
+    try:
+        response = client.get(f"/{portfolio_id}")
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach the checkins API at {client.base_url}: {exc}")
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        fail(f"reading {portfolio_id}: {_problem(response)}")
+    recorded: dict[str, Any] = response.json()
+    return recorded
+
+
+def _show(plan: Plan) -> None:
+    for step in plan.steps:
+        out.print(f"  {'~' if step.change else '+'} {step.summary}")
+    for conflict in plan.conflicts:
+        out.print(f"  [bold red]![/] {conflict}")
+    for name in plan.undeclared:
+        out.print(f"  [dim]= {name} is recorded but not declared: left as it is[/]")
+
+
+def _run(client: httpx.Client, plan: Plan, fingerprint: str) -> None:
+    for done, step in enumerate(plan.steps):
+        response = _send(client, step, fingerprint)
+        if response.status_code not in (200, 201):
+            fail(f"{step.summary}: {_problem(response)} ({done} of {len(plan.steps)} steps were recorded before it)", 1)
+    out.print(f"[green]applied:[/] {len(plan.steps)} steps recorded for {plan.portfolio_id}")
+
+
+def _send(client: httpx.Client, step: Step, fingerprint: str) -> httpx.Response:
+    # The same document applied again after a crash re-sends the same keys, so nothing is recorded twice.
+    request = json.dumps([step.method, step.path, step.body], sort_keys=True)
+    key = hashlib.sha256(f"{fingerprint}\n{request}".encode()).hexdigest()
+    try:
+        return client.request(step.method, step.path, json=step.body, headers={"Idempotency-Key": f"okr-apply-{key}"})
+    except httpx.HTTPError as exc:
+        fail(f"{step.summary}: {exc}; apply the document again to finish (what was recorded is not recorded twice)")
+
+
+def _fingerprint(document: Path, reason: str | None, recorded: dict[str, Any] | None) -> str:
+    """The same document and reason applied to the same recorded version: a retry, so the same keys.
+    Against a later version (the portfolio changed since), the same request is a new one."""
+    version = recorded.get("version") if recorded else 0
+    return hashlib.sha256(document.read_bytes() + f"\n{reason or ''}\n{version}".encode()).hexdigest()
+
+
+def _problem(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        return f"{response.status_code} {body.get('title', '')}: {body.get('detail', '')}"
+    except ValueError:
+        return f"{response.status_code} {response.text[:200]}"

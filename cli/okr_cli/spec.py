@@ -1,0 +1,177 @@
+"""OKRs as code: the YAML a portfolio is declared in, validated with errors that point at the line.
+
+The document mirrors the checkins API's request bodies field for field (the same
+models validate both), so what the YAML says is exactly what the API records::
+
+    portfolio: {portfolio_id: acme, name: Acme, owner: cpo@example.com, rollup_method: weighted}
+    products: [{product_id: billing, name: Billing, lead: lead@example.com}]
+    teams: [{team_id: squad-1, name: Squad 1, lead: lead@example.com, product_id: billing}]
+    cycles: [{cycle_id: 2026-q4, name: 2026 Q4, starts_on: 2026-10-01, ends_on: 2026-12-31}]
+    objectives:
+      - objective_id: grow
+        cycle_id: 2026-q4
+        tier: 1
+        title: Grow revenue
+        owner: cpo@example.com
+        key_results:            # each KR's objective_id is the objective it is listed under
+          - {kr_id: arr, title: Reach 1.2M ARR, baseline: 1.0, target: 1.2, unit: MEUR, owner: cpo@example.com}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from okr_checkins.http.bodies import DefineKeyResult, DefineObjective, DefinePortfolio, DefineProduct, DefineTeam, StartCycle
+
+
+class KeyResultSpec(DefineKeyResult):
+    """A key result as declared under its objective (its objective_id is filled in from there)."""
+
+    objective_id: str = ""
+
+
+class ObjectiveSpec(DefineObjective):
+    """An objective with the key results that measure it."""
+
+    key_results: list[KeyResultSpec] = Field(default_factory=list)
+
+
+class PortfolioSpec(BaseModel):
+    """One portfolio as code."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    portfolio: DefinePortfolio
+    products: list[DefineProduct] = Field(default_factory=list)
+    teams: list[DefineTeam] = Field(default_factory=list)
+    cycles: list[StartCycle] = Field(default_factory=list)
+    objectives: list[ObjectiveSpec] = Field(default_factory=list)
+
+    def key_results(self) -> list[DefineKeyResult]:
+        """Every key result with its objective filled in."""
+        return [
+            DefineKeyResult.model_validate({**kr.model_dump(exclude_unset=True), "objective_id": objective.objective_id})
+            for objective in self.objectives
+            for kr in objective.key_results
+        ]
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """One thing wrong with the document, where it is."""
+
+    line: int
+    column: int
+    where: str
+    message: str
+
+    def render(self, path: Path | str) -> str:
+        return (
+            f"{path}:{self.line}:{self.column}: {self.where}: {self.message}"
+            if self.where
+            else f"{path}:{self.line}:{self.column}: {self.message}"
+        )
+
+
+class SpecError(ValueError):
+    """A document that is not a valid portfolio, with every problem found."""
+
+    def __init__(self, path: Path | str, problems: list[SpecProblem]) -> None:
+        self.path, self.problems = path, problems
+        super().__init__("\n".join(p.render(path) for p in problems))
+
+
+def load_spec(path: Path) -> PortfolioSpec:
+    """Read and validate a portfolio document; :class:`SpecError` names the line of each problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(path, [SpecProblem(1, 1, "", f"cannot read it: {exc.strerror}")]) from exc
+    return parse_spec(text, path)
+
+
+def parse_spec(text: str, path: Path | str = "<portfolio>") -> PortfolioSpec:
+    """Validate a portfolio document given as text."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise SpecError(path, [SpecProblem(line, column, "", f"not valid YAML: {exc.problem}")]) from exc
+    if node is None or not isinstance(data, dict):
+        raise SpecError(path, [SpecProblem(1, 1, "", "the document must be a mapping with at least `portfolio:`")])
+    marks = _marks(node)
+    try:
+        spec = PortfolioSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(path, [_problem(error, marks) for error in exc.errors()]) from exc
+    problems = _duplicates(spec, marks)
+    if problems:
+        raise SpecError(path, problems)
+    return spec
+
+
+Path_ = tuple[str | int, ...]
+
+
+def _marks(node: yaml.Node, here: Path_ = ()) -> dict[Path_, tuple[int, int]]:
+    """Where every mapping value and sequence item starts, by its path (keys point at the key)."""
+    found = {here: (node.start_mark.line + 1, node.start_mark.column + 1)}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            path = (*here, str(key.value))
+            found |= _marks(value, path)
+            found[path] = (key.start_mark.line + 1, key.start_mark.column + 1)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found |= _marks(item, (*here, index))
+    return found
+
+
+def _problem(error: Any, marks: dict[Path_, tuple[int, int]]) -> SpecProblem:
+    loc: Path_ = tuple(error["loc"])
+    probe = loc
+    while probe not in marks and probe:
+        probe = probe[:-1]  # a missing field is reported at the mapping that lacks it
+    line, column = marks.get(probe, (1, 1))
+    message = error["msg"] if error["type"] != "missing" else "this field is required here"
+    return SpecProblem(line, column, _dotted(loc), message)
+
+
+def _dotted(loc: Path_) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _duplicates(spec: PortfolioSpec, marks: dict[Path_, tuple[int, int]]) -> list[SpecProblem]:
+    """Ids declared twice: the second declaration is the error."""
+    problems: list[SpecProblem] = []
+    seen: dict[str, Path_] = {}
+    declared: list[tuple[Path_, str, str]] = [
+        *((("products", i), "product", p.product_id) for i, p in enumerate(spec.products)),
+        *((("teams", i), "team", t.team_id) for i, t in enumerate(spec.teams)),
+        *((("cycles", i), "cycle", c.cycle_id) for i, c in enumerate(spec.cycles)),
+        *((("objectives", i), "node", o.objective_id) for i, o in enumerate(spec.objectives)),
+        *(
+            (("objectives", i, "key_results", j), "node", kr.kr_id)
+            for i, o in enumerate(spec.objectives)
+            for j, kr in enumerate(o.key_results)
+        ),
+    ]
+    for path, kind, identifier in declared:
+        key = f"{kind}:{identifier}"
+        if key in seen:
+            line, column = marks.get(path, (1, 1))
+            first = marks.get(seen[key], (1, 1))[0]
+            problems.append(SpecProblem(line, column, _dotted(path), f"{identifier!r} is declared again (first on line {first})"))
+        else:
+            seen[key] = path
+    return problems
