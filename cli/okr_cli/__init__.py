@@ -1,1 +1,1 @@
-"""The ``okr`` command line: ``okr audit …`` today (docs/audit.md)."""
+"""The ``okr`` command line: ``okr apply`` (docs/okrs-as-code.md) and ``okr audit …`` (docs/audit.md)."""

@@ -19,6 +19,7 @@ from rich.console import Console
 from okr_cli.plan import Plan, Step, make_plan
 from okr_cli.spec import SpecError, load_spec
 
+API = "/v1/portfolios"
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -38,12 +39,12 @@ def apply_command(
     """Make the recorded portfolio what the document declares: define what is missing, record declared changes."""
     if not token:
         fail("a bearer token is needed: --token or OKR_TOKEN")
-    with httpx.Client(base_url=f"{checkins.rstrip('/')}/v1/portfolios", headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+    with httpx.Client(base_url=checkins.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
         apply_with(client, document, dry_run=dry_run, reason=reason)
 
 
 def apply_with(client: httpx.Client, document: Path, *, dry_run: bool = False, reason: str | None = None) -> Plan:
-    """Apply `document` through `client` (based at the API's ``/v1/portfolios``); returns the plan it carried out."""
+    """Apply `document` through `client` (based at the checkins API's root); returns the plan it carried out."""
     try:
         spec = load_spec(document)
     except SpecError as exc:
@@ -68,7 +69,7 @@ def apply_with(client: httpx.Client, document: Path, *, dry_run: bool = False, r
 
 def _recorded(client: httpx.Client, portfolio_id: str) -> dict[str, Any] | None:
     try:
-        response = client.get(f"/{portfolio_id}")
+        response = client.get(f"{API}/{portfolio_id}")
     except httpx.HTTPError as exc:
         fail(f"cannot reach the checkins API at {client.base_url}: {exc}")
     if response.status_code == 404:
@@ -101,7 +102,7 @@ def _send(client: httpx.Client, step: Step, fingerprint: str) -> httpx.Response:
     request = json.dumps([step.method, step.path, step.body], sort_keys=True)
     key = hashlib.sha256(f"{fingerprint}\n{request}".encode()).hexdigest()
     try:
-        return client.request(step.method, step.path, json=step.body, headers={"Idempotency-Key": f"okr-apply-{key}"})
+        return client.request(step.method, f"{API}{step.path}", json=step.body, headers={"Idempotency-Key": f"okr-apply-{key}"})
     except httpx.HTTPError as exc:
         fail(f"{step.summary}: {exc}; apply the document again to finish (what was recorded is not recorded twice)")
 

@@ -24,10 +24,10 @@ def checkins(tmp_path: Path) -> Iterator[CheckinsApplication]:
 
 @pytest.fixture
 def api(checkins: CheckinsApplication) -> Iterator[TestClient]:
-    """A client based at /v1/portfolios, signed in as the portfolio lead of the demo."""
+    """A client of the API, signed in as the portfolio lead of the demo; it follows no redirect, as `okr apply`'s does not."""
     app = FastAPI()
     install_problem_handlers(app)
     lead = TokenEntry(sha256=hash_token("t-cpo"), principal="cpo@example.com", roles=frozenset({TokenRole.PORTFOLIO_LEAD}))
     install_api(app, checkins, Authenticator([lead]))
-    with TestClient(app, base_url="http://testserver/v1/portfolios", headers={"Authorization": "Bearer t-cpo"}) as client:
+    with TestClient(app, headers={"Authorization": "Bearer t-cpo"}, follow_redirects=False) as client:
         yield client

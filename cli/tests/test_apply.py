@@ -45,7 +45,7 @@ def test_applying_the_demo_twice_records_its_events_once(api: TestClient, checki
     assert recorded == len(plan.steps)
     again = apply_with(api, demo)
     assert (again.steps, again.conflicts, stored(checkins)) == ([], [], recorded)
-    view = api.get("/demo").json()
+    view = api.get("/v1/portfolios/demo").json()
     assert {kr["kr_id"]: kr["objective_id"] for kr in view["key_results"]}["retry-recovery"] == "smarter-retries"
 
 
@@ -70,9 +70,9 @@ def test_a_changed_target_and_weight_are_recorded_with_the_reason_given(api: Tes
         "change the target of checkout-conversion: 3.8 → 4.0",
         "change the weight of search-finds in net-revenue-retention: 1.0 → 2.0",
     ]
-    kr = api.get("/demo/key-results/checkout-conversion").json()
+    kr = api.get("/v1/portfolios/demo/key-results/checkout-conversion").json()
     assert (kr["target"], kr["target_changes"]) == (4.0, 1)
-    history = api.get("/demo/key-results/checkout-conversion/history").json()["items"]
+    history = api.get("/v1/portfolios/demo/key-results/checkout-conversion/history").json()["items"]
     assert history[-1]["data"]["reason"] == "Q4 planning review"
     assert apply_with(api, demo, reason="Q4 planning review").steps == []
 

@@ -73,6 +73,12 @@ start_service connectors "$connectors_port" okr_connectors OKR_CONNECTORS_TOKENS
   OKR_CONNECTORS_SQLITE_PATH="${OKR_CONNECTORS_SQLITE_PATH:-$state/connectors.sqlite}"
 start_service notifier "$notifier_port" okr_notifier OKR_NOTIFIER_SQLITE_PATH="${OKR_NOTIFIER_SQLITE_PATH:-$state/notifier.sqlite}"
 
+# The demo portfolio, as code: applying it again records nothing (docs/okrs-as-code.md).
+echo "applying the demo portfolio (deploy/local/demo/portfolio.yaml)…"
+OKR_TOKEN="$(awk '$1 == "cpo@example.com" {print $2}' "$state/dev-tokens.txt")" \
+  "${uv_run[@]}" okr apply deploy/local/demo/portfolio.yaml --checkins "http://127.0.0.1:$checkins_port" \
+  || echo "the demo portfolio was not applied (see above); the system runs without it" >&2
+
 cat <<INFO
 
 okrstream is running.
@@ -85,6 +91,7 @@ okrstream is running.
   Connectors:       http://127.0.0.1:$connectors_port/docs  (webhooks at /webhooks/{jira,linear,slack} once their secrets are set; docs/connectors.md)
   Notifier:         http://127.0.0.1:$notifier_port/health/ready  (Slack and e-mail once OKR_NOTIFIER_* are set; docs/notifier.md)
   Tokens:           .local/dev-tokens.txt  (send as Authorization: Bearer <token>)
+  Demo portfolio:   http://127.0.0.1:$rollup_port/v1/portfolios/demo/scorecard  (declared in deploy/local/demo/portfolio.yaml)
 Press Ctrl-C to stop.
 INFO
 while true; do sleep 3600 & wait $!; done
