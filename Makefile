@@ -27,7 +27,7 @@ lint: .venv/.synced
 
 types: .venv/.synced
 	$(UV) run --locked mypy
-	for tests in services/*/tests; do $(UV) run --locked mypy $$tests/*.py || exit 1; done
+	for tests in services/*/tests audit/tests cli/tests; do $(UV) run --locked mypy $$tests/*.py || exit 1; done
 
 test: lint types
 	$(UV) run --locked python -m okr_contracts.schemas check
