@@ -112,9 +112,8 @@ def _missing(replayed: Replayed, seen: dict[str, bytes], report: CheckReport) ->
             data = latest.envelope.data
             detail = f"the history's latest score of this node (as of {data.as_of.isoformat()}, progress {data.progress}) is not published"
             report.differences.append(Difference(Discrepancy.MISSING, node_id, event_id, detail))
-    report.superseded = sum(1 for r in replayed.records if r.event_id not in seen) - sum(
-        1 for d in report.differences if d.kind is Discrepancy.MISSING
-    )
+    latest_ids = {str(r.envelope.event_id) for r in replayed.latest.values()}
+    report.superseded = sum(1 for r in replayed.records if r.event_id not in seen and r.event_id not in latest_ids)
 
 
 def _parse(value: bytes) -> dict[str, Any] | None:

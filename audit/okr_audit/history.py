@@ -56,12 +56,17 @@ def records(lines: Iterable[Line]) -> Iterator[dict[str, Any]]:
     return (line.record for line in lines if line.record is not None)
 
 
+def portfolio_named(record: dict[str, Any]) -> str | None:
+    """The portfolio a record says it belongs to (its ``data.portfolio_id``), if it says."""
+    data = record.get("data")
+    return str(data["portfolio_id"]) if isinstance(data, dict) and isinstance(data.get("portfolio_id"), str) else None
+
+
 def portfolio_of(lines: Iterable[Line]) -> str:
     """The portfolio the history belongs to, from its first record that names one."""
     for record in records(lines):
-        data = record.get("data")
-        if isinstance(data, dict) and isinstance(data.get("portfolio_id"), str):
-            return str(data["portfolio_id"])
+        if (named := portfolio_named(record)) is not None:
+            return named
     raise HistoryError("no record names its portfolio (data.portfolio_id)")
 
 

@@ -21,6 +21,7 @@ from aiokafka.errors import KafkaError
 from okr_audit.verify import Head
 from okr_contracts.export import canonical_json
 from okr_contracts.topics import SCORES_TOPIC
+from okr_runtime.problems import problem_reason
 
 HEAD_SUFFIX = ".head.json"
 
@@ -73,7 +74,7 @@ def export_from_checkins(client: httpx.Client, portfolio_id: str, out: Path) -> 
         with client.stream("GET", path) as response:
             if response.status_code != 200:
                 response.read()
-                raise SourceError(_problem(url, response))
+                raise SourceError(f"{url} answered {response.status_code}: {problem_reason(response)}")
             with out.open("wb") as handle:
                 for chunk in response.iter_bytes():
                     handle.write(chunk)
@@ -151,15 +152,6 @@ def write_lines(values: Iterable[bytes], out: Path) -> int:
             handle.write(value + b"\n")
             count += 1
     return count
-
-
-def _problem(url: str, response: httpx.Response) -> str:
-    try:
-        body = response.json()
-        reason = f"{body.get('title', '')}: {body.get('detail', '')}".strip(": ")
-    except ValueError:
-        reason = response.text[:200]
-    return f"{url} answered {response.status_code}: {reason}"
 
 
 def _now() -> str:

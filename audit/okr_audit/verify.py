@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from okr_audit.history import Line
+from okr_audit.history import Line, portfolio_named
 from okr_contracts.export import GENESIS, canonical_json, payload_of, record_hash
 
 
@@ -92,7 +92,7 @@ def verify(lines: Sequence[Line], head: Head | None = None) -> Verification:
     last = genuine[max(genuine)] if genuine else None
     if head is not None and last is not None:
         findings += _end(last, genuine, head)
-    pid = _portfolio(readable)
+    pid = next((named for line in readable if (named := portfolio_named(line.record or {})) is not None), None)
     findings += _foreign(readable, pid)
     findings.sort()
     return Verification(
@@ -250,20 +250,11 @@ def _end(last: Line, genuine: dict[int, Line], head: Head) -> list[Finding]:
     return [Finding(last.number, Tampering.END, detail, last.position)]
 
 
-def _portfolio(readable: Sequence[Line]) -> str | None:
-    for line in readable:
-        data = (line.record or {}).get("data")
-        if isinstance(data, dict) and isinstance(data.get("portfolio_id"), str):
-            return str(data["portfolio_id"])
-    return None
-
-
 def _foreign(readable: Sequence[Line], portfolio_id: str | None) -> list[Finding]:
     found = []
     for line in readable:
-        data = (line.record or {}).get("data")
-        other = data.get("portfolio_id") if isinstance(data, dict) else None
-        if isinstance(other, str) and other != portfolio_id:
+        other = portfolio_named(line.record or {})
+        if other is not None and other != portfolio_id:
             found.append(Finding(line.number, Tampering.FOREIGN, f"a record of portfolio {other!r}, not {portfolio_id!r}", line.position))
     return found
 

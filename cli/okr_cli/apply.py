@@ -10,23 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.console import Console
 
+from okr_cli.console import err, fail, out
 from okr_cli.plan import Plan, Step, make_plan
 from okr_cli.spec import SpecError, load_spec
+from okr_runtime.problems import problem_reason
 
 API = "/v1/portfolios"
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def fail(message: str, status: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(status)
 
 
 def apply_command(
@@ -75,7 +69,7 @@ def _recorded(client: httpx.Client, portfolio_id: str) -> dict[str, Any] | None:
     if response.status_code == 404:
         return None
     if response.status_code != 200:
-        fail(f"reading {portfolio_id}: {_problem(response)}")
+        fail(f"reading {portfolio_id}: {response.status_code} {problem_reason(response)}")
     recorded: dict[str, Any] = response.json()
     return recorded
 
@@ -93,7 +87,8 @@ def _run(client: httpx.Client, plan: Plan, fingerprint: str) -> None:
     for done, step in enumerate(plan.steps):
         response = _send(client, step, fingerprint)
         if response.status_code not in (200, 201):
-            fail(f"{step.summary}: {_problem(response)} ({done} of {len(plan.steps)} steps were recorded before it)", 1)
+            refused = f"{response.status_code} {problem_reason(response)}"
+            fail(f"{step.summary}: {refused} ({done} of {len(plan.steps)} steps were recorded before it)", 1)
     out.print(f"[green]applied:[/] {len(plan.steps)} steps recorded for {plan.portfolio_id}")
 
 
@@ -112,11 +107,3 @@ def _fingerprint(document: Path, reason: str | None, recorded: dict[str, Any] | 
     Against a later version (the portfolio changed since), the same request is a new one."""
     version = recorded.get("version") if recorded else 0
     return hashlib.sha256(document.read_bytes() + f"\n{reason or ''}\n{version}".encode()).hexdigest()
-
-
-def _problem(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-        return f"{response.status_code} {body.get('title', '')}: {body.get('detail', '')}"
-    except ValueError:
-        return f"{response.status_code} {response.text[:200]}"

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from okr_audit.check import CheckReport, check
@@ -33,21 +33,14 @@ from okr_audit.sources import (
     write_lines,
 )
 from okr_audit.verify import Head, Verification, verify
+from okr_cli.console import err, fail, out
 from okr_contracts.topics import SCORES_TOPIC
 from okr_rollup.domain.rules import SCHEDULE, Schedule, UnknownRules, rules_version
 
 audit = typer.Typer(help="Prove every published score from the recorded history (docs/audit.md).", no_args_is_help=True)
-out = Console(highlight=False, soft_wrap=True)  # messages stay on one line (grep-able); tables still fit the terminal
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 History = Annotated[Path, typer.Argument(help="A history export (JSON Lines, one record per line).")]
 AsOf = Annotated[str | None, typer.Option("--as-of", help="Only events recorded at or before this moment, e.g. 2026-09-30T17:00:00Z.")]
-
-
-def fail(message: str) -> NoReturn:
-    """Stop with a message and exit status 2: the command could not do its work."""
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(2)
 
 
 @audit.command("export")
@@ -275,15 +268,4 @@ def _print_check(result: CheckReport, replayed: Replayed) -> None:
 
 
 def _report_json(result: CheckReport) -> dict[str, object]:
-    return {
-        "portfolio_id": result.portfolio_id,
-        "ok": result.ok,
-        "compared": result.compared,
-        "matched": result.matched,
-        "superseded": result.superseded,
-        "repeated": result.repeated,
-        "later": result.later,
-        "differences": [
-            {"kind": d.kind.value, "node_id": d.node_id, "event_id": d.event_id, "detail": d.detail} for d in result.differences
-        ],
-    }
+    return {**asdict(result), "ok": result.ok}

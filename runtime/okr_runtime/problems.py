@@ -85,3 +85,14 @@ def _title(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+def problem_reason(response: Any) -> str:
+    """What a problem+json answer (an ``httpx.Response``) says, as ``Title: detail``; the start of its text otherwise."""
+    try:
+        body = response.json()
+    except ValueError:
+        return str(response.text[:200])
+    if not isinstance(body, dict):
+        return str(response.text[:200])
+    return f"{body.get('title', '')}: {body.get('detail', '')}".strip(": ")
