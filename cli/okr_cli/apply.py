@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
+from okr_cli.api import connect
 from okr_cli.console import err, fail, out
 from okr_cli.plan import Plan, Step, make_plan
 from okr_cli.spec import SpecError, load_spec
@@ -24,6 +25,7 @@ API = "/v1/portfolios"
 
 
 def apply_command(
+    ctx: typer.Context,
     document: Annotated[Path, typer.Argument(help="The portfolio as YAML (docs/okrs-as-code.md).")],
     checkins: Annotated[str, typer.Option(envvar="OKR_CHECKINS_URL", help="Base URL of the checkins API.")] = "http://127.0.0.1:8001",
     token: Annotated[str | None, typer.Option(envvar="OKR_TOKEN", help="Bearer token of the portfolio lead.")] = None,
@@ -31,9 +33,7 @@ def apply_command(
     reason: Annotated[str | None, typer.Option(help="Why: recorded with every change to a target, weight, link or setting.")] = None,
 ) -> None:
     """Make the recorded portfolio what the document declares: define what is missing, record declared changes."""
-    if not token:
-        fail("a bearer token is needed: --token or OKR_TOKEN")
-    with httpx.Client(base_url=checkins.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+    with connect(ctx, "checkins", checkins, token) as client:
         apply_with(client, document, dry_run=dry_run, reason=reason)
 
 
