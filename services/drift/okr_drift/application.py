@@ -14,11 +14,12 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
-from okr_contracts.delivery import WorkItemChanged
+from okr_contracts.delivery import SignalRaised, WorkItemChanged
 from okr_contracts.envelope import Envelope, EventPayload
 from okr_contracts.kr_events import KrEvent
 from okr_contracts.scores import NodeScored
 from okr_drift.domain.alerts import Alert, AlertClosed, AlertNotFound, AlertState, Change
+from okr_drift.domain.delivery import LinkedChange, item_id
 from okr_drift.domain.evaluation import PortfolioDrift
 from okr_drift.domain.facts import PortfolioFacts
 from okr_drift.domain.portfolio import ENTITY_KINDS, Touched
@@ -95,11 +96,11 @@ class DriftService:
             await self._apply(score.portfolio_id, lambda d: d.state.apply_score(score, _progress_window(d.state.facts)))
 
     async def on_delivery(self, envelope: Envelope[EventPayload], delivery: Delivery | None = None) -> None:
-        """An okr.delivery.v1 event: work items count towards busy-but-flat; chat signals and project health are not drift's."""
+        """An okr.delivery.v1 event: work items and chat signals, kept per linked key result; project health is not drift's."""
         change = envelope.data
-        if not isinstance(change, WorkItemChanged) or not change.kr_ids:
+        if not isinstance(change, WorkItemChanged | SignalRaised) or not change.kr_ids:
             return
-        item = f"{change.source}:{change.external_id}"
+        item = item_id(change)
         for kr_id in dict.fromkeys(change.kr_ids):
             for pid in self._portfolios_of(kr_id, change.portfolio_id):
                 await self._apply(pid, _delivery_fold(kr_id, item, change))
@@ -218,7 +219,7 @@ class DriftService:
             await asyncio.to_thread(self.store.mark_published, [row_id for row_id, _, _ in rows])
 
 
-def _delivery_fold(kr_id: str, item: str, change: WorkItemChanged) -> Callable[[PortfolioDrift], Touched | None]:
+def _delivery_fold(kr_id: str, item: str, change: LinkedChange) -> Callable[[PortfolioDrift], Touched | None]:
     def fold(drift: PortfolioDrift) -> Touched | None:
         window = timedelta(days=drift.state.facts.thresholds.busy_window_days)
         return drift.state.apply_delivery(kr_id, item, change, window)

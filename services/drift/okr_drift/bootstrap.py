@@ -21,7 +21,8 @@ from okr_runtime.telemetry import Telemetry, create_telemetry
 
 DESCRIPTION = """Drift alerts for every key result of a portfolio: stale, off-track, not moving, confidence falling,
 busy but flat, and quality. Evaluated on `okr.kr-events.v1`, `okr.scores.v1`, `okr.delivery.v1` and a clock;
-the lifecycle (raised, acknowledged, resolved) is published on `okr.alerts.v1`. Rules: docs/drift.md."""
+the lifecycle (raised, acknowledged, resolved) is published on `okr.alerts.v1`. Also lists the delivery items
+(issues, chat blockers) linked to each key result. Rules: docs/drift.md."""
 
 
 def system_clock() -> datetime:

@@ -1,4 +1,5 @@
-"""The drift API: active alerts by portfolio, product, owner and rule; one alert; acknowledging it; the sync's exceptions."""
+"""The drift API: active alerts by portfolio, product, owner and rule; one alert; acknowledging it; the sync's exceptions;
+a key result's delivery items."""
 
 # Without `from __future__ import annotations`: FastAPI must resolve the router-local `Who` alias when routes are defined.
 
@@ -13,6 +14,7 @@ from okr_contracts.alerts import DriftRule, Severity
 from okr_drift import views
 from okr_drift.application import DriftService, NotThisShard
 from okr_drift.domain.alerts import Alert, AlertClosed, AlertNotFound, AlertState
+from okr_drift.domain.evaluation import PortfolioDrift
 from okr_drift.store import AlertQuery
 from okr_runtime.auth import Authenticator, Caller, TokenRole
 from okr_runtime.problems import Problem
@@ -85,9 +87,7 @@ def install_api(app: FastAPI, drift: DriftService, auth: Authenticator) -> None:
         minimum_severity: Annotated[Severity, Query(description="Leave out alerts below this severity.")] = Severity.WARNING,
     ) -> dict[str, Any]:
         caller.check_scope(portfolio_id)
-        state = drift.drifts.get(portfolio_id)
-        if state is None or not state.state.facts.version:  # unknown, or only delivery signal seen so far
-            raise Problem(404, "Not found", f"drift knows no portfolio {portfolio_id}", type_=UNKNOWN)
+        state = _defined(drift, portfolio_id)
         found = await run_in_threadpool(drift.store.alerts, portfolio_id, AlertQuery(limit=100_000))
         return views.exceptions(state, found, minimum=minimum_severity, at=drift.clock())
 
@@ -98,12 +98,27 @@ def install_api(app: FastAPI, drift: DriftService, auth: Authenticator) -> None:
         before: Annotated[datetime | None, Query(description="Only key results without a check-in since this moment.")] = None,
     ) -> dict[str, Any]:
         caller.check_scope(portfolio_id)
-        state = drift.drifts.get(portfolio_id)
-        if state is None or not state.state.facts.version:
-            raise Problem(404, "Not found", f"drift knows no portfolio {portfolio_id}", type_=UNKNOWN)
+        state = _defined(drift, portfolio_id)
         return {"portfolio_id": portfolio_id, "key_results": views.check_ins(state, at=drift.clock(), before=before)}
 
+    @router.get(
+        "/{portfolio_id}/key-results/{kr_id}/delivery",
+        summary="The delivery items linked to a key result (issues, chat blockers), newest change first",
+        tags=["delivery"],
+    )
+    async def key_result_delivery(caller: Who, portfolio_id: str, kr_id: str) -> views.KeyResultDelivery:
+        caller.check_scope(portfolio_id)
+        return views.delivery(_defined(drift, portfolio_id), kr_id)
+
     app.include_router(router)
+
+
+def _defined(drift: DriftService, portfolio_id: str) -> PortfolioDrift:
+    """The portfolio's drift, or a 404 problem when drift has not seen it defined (unknown, or only delivery signal so far)."""
+    state = drift.drifts.get(portfolio_id)
+    if state is None or not state.state.facts.version:
+        raise Problem(404, "Not found", f"drift knows no portfolio {portfolio_id}", type_=UNKNOWN)
+    return state
 
 
 async def _find(drift: DriftService, portfolio_id: str, alert_id: str) -> Alert:

@@ -1,13 +1,17 @@
-"""Read models of the drift API: an alert as JSON, and the exceptions-only view of the portfolio sync."""
+"""Read models of the drift API: an alert as JSON, the exceptions-only view of the portfolio sync, a key result's delivery items."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from okr_contracts.alerts import Severity
+from okr_contracts.delivery import StatusCategory
 from okr_drift.domain.alerts import Alert
 from okr_drift.domain.evaluation import PortfolioDrift
+from okr_drift.domain.facts import DeliveryLog
 
 ALERT_FIELDS = {"alert_id", "rule", "severity", "state", "summary", "asked", "raised_at", "facts"}
 SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
@@ -83,3 +87,60 @@ def check_ins(drift: PortfolioDrift, *, at: datetime, before: datetime | None) -
             continue
         rows.append({"kr_id": kr.kr_id, "title": kr.title, "owner": kr.owner, "last_check_in": last.isoformat() if last else None})
     return sorted(rows, key=lambda r: (r["last_check_in"] or "", r["kr_id"]))
+
+
+class DeliveryItemView(BaseModel):
+    """A delivery item linked to a key result: a Jira or Linear issue, or a Slack message raising a blocker or asking for a decision."""
+
+    item_id: str = Field(description="`<source>:<vendor id>`, e.g. `jira:10042`, `slack:C024BE91L:1355517523.000005`.")
+    source: str = Field(description="`jira`, `linear` or `slack`.")
+    key: str | None = Field(description="The vendor's key, e.g. `ENG-42`; none for a chat message.")
+    title: str | None = Field(description="The issue's title, or the message's first line.")
+    url: str | None = Field(description="Link to the issue or the message, when the source gave one.")
+    status: str | None = Field(description="The vendor's status name, or a chat signal's kind (`blocker`, `decision_needed`).")
+    status_category: StatusCategory | None = Field(description="The status's vendor-neutral category; none for a chat signal.")
+    done_at: datetime | None = Field(description="When the item reached done; none while it is not done.")
+    changed_at: datetime = Field(description="The item's last change (a message's posting time).")
+
+
+class KeyResultDelivery(BaseModel):
+    """A key result's linked delivery items, newest change first."""
+
+    portfolio_id: str
+    kr_id: str
+    items: list[DeliveryItemView]
+
+
+def delivery(drift: PortfolioDrift, kr_id: str) -> KeyResultDelivery:
+    """A key result's linked delivery items, newest change first; none when nothing is linked to it."""
+    log = drift.state.delivery.get(kr_id)
+    rows = [] if log is None else [_delivery_item(log, item) for item in sorted(log.changed_at)]
+    rows.sort(key=lambda row: row.changed_at, reverse=True)  # stable: items changed at the same moment stay in id order
+    return KeyResultDelivery(portfolio_id=drift.portfolio_id, kr_id=kr_id, items=rows)
+
+
+def _delivery_item(log: DeliveryLog, item: str) -> DeliveryItemView:
+    done_at, described = log.done_at.get(item), log.items.get(item)
+    if described is None:  # folded before drift kept descriptions: the id (source first) and the times are all it knows
+        return DeliveryItemView(
+            item_id=item,
+            source=item.partition(":")[0],
+            key=None,
+            title=None,
+            url=None,
+            status=None,
+            status_category=StatusCategory.DONE if done_at is not None else None,
+            done_at=done_at,
+            changed_at=log.changed_at[item],
+        )
+    return DeliveryItemView(
+        item_id=item,
+        source=described.source.value,
+        key=described.key,
+        title=described.title,
+        url=described.url,
+        status=described.status,
+        status_category=described.status_category,
+        done_at=done_at,
+        changed_at=log.changed_at[item],
+    )

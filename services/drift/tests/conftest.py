@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from okr_contracts.delivery import DeliverySource, StatusCategory, WorkItemChanged
+from okr_contracts.delivery import DeliverySource, SignalKind, SignalRaised, StatusCategory, WorkItemChanged
 from okr_contracts.envelope import Envelope
 from okr_contracts.history import HistoryWriter
 from okr_contracts.kr_events import (
@@ -233,6 +233,22 @@ class Scenario:
         )
         window = timedelta(days=30)  # the busy window
         return self._feed(lambda d: d.state.apply_delivery(kr_id, f"jira:{key}", change, window), at)
+
+    def blocker(self, at: datetime, text: str, *, kr_id: str = KR) -> list[Change] | None:
+        """A Slack message posted at `at` in the key result's channel raised a blocker (okr.delivery.v1)."""
+        ts = f"{at.timestamp():.6f}"
+        signal = SignalRaised(
+            source=DeliverySource.SLACK,
+            external_id=f"C06NRA6JLER:{ts}",
+            kr_ids=(kr_id,),
+            portfolio_id=self.portfolio_id,
+            kind=SignalKind.BLOCKER,
+            channel="C06NRA6JLER",
+            author="U024BE7LH",
+            text=text,
+            posted_at=at,
+        )
+        return self._feed(lambda d: d.state.apply_delivery(kr_id, f"slack:C06NRA6JLER:{ts}", signal, timedelta(days=30)), at)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from functools import cached_property
 
 from pydantic import BaseModel, Field
 
+from okr_contracts.delivery import DeliverySource, StatusCategory
 from okr_contracts.kr_events import DriftThresholds, KeyResultKind
 
 
@@ -171,12 +172,28 @@ class ProgressLog(Entity):
         return self.points[-1] if self.points else None
 
 
+class DeliveryItem(BaseModel):
+    """What a person needs to recognise a linked item and see where it stands; the times are the log's."""
+
+    source: DeliverySource
+    key: str | None = Field(default=None, description="The vendor's key (`ENG-42`); none for a chat message.")
+    title: str = Field(default="", description="The item's title, or the first line of a chat message.")
+    url: str | None = None
+    status: str = Field(default="", description="The vendor's status name, or a chat signal's kind (`blocker`, `decision_needed`).")
+    status_category: StatusCategory | None = Field(default=None, description="None for a chat signal.")
+
+
 class DeliveryLog(Entity):
-    """Delivery items linked to a key result: when each reached done (none if it is not done) and its last change."""
+    """Delivery items linked to a key result: when each reached done (none if it is not done), its last change, and what it is.
+
+    `done_at` and `changed_at` hold every item (busy-but-flat reads `done_at`); `items` describes them.
+    Logs stored before descriptions were kept have none until the item's next change.
+    """
 
     kr_id: str
     done_at: dict[str, datetime | None] = Field(default_factory=dict)
     changed_at: dict[str, datetime] = Field(default_factory=dict)
+    items: dict[str, DeliveryItem] = Field(default_factory=dict)
 
     def done_between(self, start: datetime, end: datetime) -> int:
         """Items done in (start, end]."""

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from okr_contracts.delivery import StatusCategory, WorkItemChanged
 from okr_contracts.kr_events import (
     CheckInRecorded,
     CycleScored,
@@ -30,6 +29,7 @@ from okr_contracts.kr_events import (
     ValueObserved,
 )
 from okr_contracts.scores import NodeKind, NodeScored
+from okr_drift.domain.delivery import LinkedChange, fold_item
 from okr_drift.domain.facts import (
     CheckIn,
     CycleFacts,
@@ -47,8 +47,6 @@ from okr_drift.domain.facts import (
 
 RECENT_CHECKINS = 3
 """Check-ins kept per key result: "confidence falling" reads the last three."""
-KEEP_UNDONE_ITEMS = timedelta(days=90)
-"""Items that never reached done are forgotten after this long without a change (the delivery topic's retention)."""
 
 ENTITY_KINDS: dict[str, type[Entity]] = {
     "portfolio": PortfolioFacts,
@@ -306,16 +304,11 @@ class PortfolioState:
 
     # --- okr.delivery.v1 -------------------------------------------------------------------------------------
 
-    def apply_delivery(self, kr_id: str, item: str, change: WorkItemChanged, window: timedelta) -> Touched | None:
-        """Fold a work-item change linked to a key result; ``None`` if older than the item's last change, or the same."""
+    def apply_delivery(self, kr_id: str, item: str, change: LinkedChange, window: timedelta) -> Touched | None:
+        """Fold a linked item's change (work item or chat signal); ``None`` if older than the item's last change, or the same."""
         log = self.delivery.setdefault(kr_id, DeliveryLog(kr_id=kr_id))
-        last = log.changed_at.get(item)
-        done_at = (change.completed_at or change.changed_at) if change.status_category == StatusCategory.DONE else None
-        if last is not None and (change.changed_at < last or (change.changed_at == last and log.done_at.get(item) == done_at)):
-            return None  # two changes may share a timestamp: one that says something new at the same moment still counts
-        log.changed_at[item] = change.changed_at
-        log.done_at[item] = done_at
-        _prune_items(log, change.changed_at, window)
+        if not fold_item(log, item, change, window):
+            return None
         touched = Touched(krs={kr_id})
         touched.entity("delivery", kr_id)
         return touched
@@ -375,12 +368,3 @@ def _prune_points(log: ProgressLog, horizon: datetime) -> None:
             keep_from = index
     if keep_from:
         del log.points[:keep_from]
-
-
-def _prune_items(log: DeliveryLog, newest: datetime, window: timedelta) -> None:
-    for item, done_at in list(log.done_at.items()):
-        stale_done = done_at is not None and done_at < newest - window
-        stale_open = done_at is None and log.changed_at[item] < newest - KEEP_UNDONE_ITEMS
-        if stale_done or stale_open:
-            del log.done_at[item]
-            del log.changed_at[item]
