@@ -9,6 +9,7 @@ running ``make run`` is left alone). A test that needs them is marked
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -17,8 +18,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 ROOT = Path(__file__).resolve().parent
 TEST_KAFKA_PORT = "29092"
@@ -30,6 +33,11 @@ POSTGRES_IMAGE = "postgres:15"
 
 INFRASTRUCTURE: dict[str, str] = {}
 """What the session's infrastructure fixtures used, reported at the end of the run."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--screenshots DIR`: the browser tests save each page they visit there (`make screenshots`)."""
+    parser.addoption("--screenshots", default=None, metavar="DIR", help="save the browser tests' screenshots in DIR")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -178,3 +186,33 @@ def wait_until(check: Callable[[], bool], timeout_s: float = 60) -> None:
 def wait_for() -> Callable[..., None]:
     """`wait_for(check, timeout_s=60)`: poll until `check()` holds (a service consumed, a message arrived)."""
     return wait_until
+
+
+ReadTopic = Callable[..., list[Any]]
+
+
+def read_topic(
+    bootstrap: str, topic_name: str, done: Callable[[list[Any]], bool], *, key: bytes | None = None, timeout_s: float = 90
+) -> list[Any]:
+    """Records of a topic from the beginning (only those with `key`, if given) until `done` says enough."""
+
+    async def run() -> list[Any]:
+        consumer = AIOKafkaConsumer(topic_name, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+        await consumer.start()
+        seen: list[Any] = []
+        try:
+            async with asyncio.timeout(timeout_s):
+                while not done(seen):
+                    batches = await consumer.getmany(timeout_ms=500)
+                    seen += [r for records in batches.values() for r in records if key is None or r.key == key]
+        finally:
+            await consumer.stop()
+        return seen
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+def consume() -> ReadTopic:
+    """`consume(bootstrap, topic, done, key=None, timeout_s=90)`: read a topic from its start until `done(records)`."""
+    return read_topic

@@ -96,10 +96,14 @@ class Authenticator:
             raise TokenConfigError(f"cannot use tokens file {path} ({setting_name}): {exc}") from exc
         return cls(parsed.tokens)
 
+    def entry_for(self, token: str) -> TokenEntry | None:
+        """The configured entry of a token, or None when the token is empty or unknown."""
+        return self._by_hash.get(hash_token(token.strip())) if token.strip() else None
+
     def __call__(self, request: Request) -> Caller:
         """FastAPI dependency: the caller, or a 401 problem."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        entry = self._by_hash.get(hash_token(token.strip())) if scheme.lower() == "bearer" and token.strip() else None
+        entry = self.entry_for(token) if scheme.lower() == "bearer" else None
         if entry is None:
             raise Problem(
                 401, "Unauthorized", "send a valid token as `Authorization: Bearer <token>`", headers={"WWW-Authenticate": "Bearer"}

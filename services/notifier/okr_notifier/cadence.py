@@ -23,7 +23,7 @@ import httpx
 from jinja2 import Environment, select_autoescape
 
 from okr_notifier.messages import EmailContent, escape_mrkdwn, kr_link, truncate
-from okr_notifier.readout import ReadoutInput, render_readout
+from okr_notifier.readout import ReadoutInput, decisions, render_readout
 from okr_notifier.routing import Cadence, Person, PortfolioRouting, RoutingConfig
 from okr_notifier.sendlog import Send, SendLog
 
@@ -196,22 +196,6 @@ class CadenceRunner:
 
     def _link(self, pid: str, node_id: str) -> str:
         return kr_link(self.routing.link_base, pid, node_id)
-
-
-def decisions(exceptions: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """Reallocation requests (plans that change the resources) and strategic questions (plans that change the target)."""
-    reallocations, questions = [], []
-    for product in exceptions.get("products", []):
-        for node in product.get("nodes", []):
-            plan = node.get("recovery_plan")
-            if not plan:
-                continue
-            line = f"{node.get('title') or node['node_id']}: {plan['decision_needed']} (owner {plan['owner']})"
-            if plan.get("option") == "change_resources":
-                reallocations.append(line)
-            elif plan.get("option") == "change_target":
-                questions.append(line)
-    return reallocations, questions
 
 
 def _mail(to: str, mail: EmailContent) -> dict[str, Any]:

@@ -157,6 +157,22 @@ def chosen_exceptions(readout: ReadoutInput) -> list[ExceptionLine]:
     return sorted(readout.exceptions, key=rank)[:MAX_EXCEPTIONS]
 
 
+def decisions(exceptions: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Reallocation requests (plans that change the resources) and strategic questions (plans that change the target)."""
+    reallocations, questions = [], []
+    for product in exceptions.get("products", []):
+        for node in product.get("nodes", []):
+            plan = node.get("recovery_plan")
+            if not plan:
+                continue
+            line = f"{node.get('title') or node['node_id']}: {plan['decision_needed']} (owner {plan['owner']})"
+            if plan.get("option") == "change_resources":
+                reallocations.append(line)
+            elif plan.get("option") == "change_target":
+                questions.append(line)
+    return reallocations, questions
+
+
 def percent(value: float) -> str:
     """A score as a whole percent: 0.625 → "63%"."""
     return f"{_whole(value * 100)}%"

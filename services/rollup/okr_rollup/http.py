@@ -67,7 +67,7 @@ def install_api(app: FastAPI, store: ScoreStore, auth: Authenticator) -> None:
     ) -> dict[str, Any]:
         caller.check_scope(portfolio_id)
         rows = await run_in_threadpool(lambda: store.history(portfolio_id, node_id, since=since, limit=limit))
-        items = [views.summary(p) | {"as_of": p["as_of"]} for p in map(views.payload, rows)]
+        items = [views.summary(p) | {"as_of": p["as_of"], "source_event_id": p["source_event_id"]} for p in map(views.payload, rows)]
         return {"node_id": node_id, "items": items}
 
     app.include_router(router)
