@@ -7,7 +7,7 @@ PYTHON ?= python3
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: run test lint types schemas publish-schemas bench-checkins bench-rollup bench-drift bench-connectors bench-notifier readout-preview clean
+.PHONY: run test lint types schemas publish-schemas bench-checkins bench-rollup bench-drift bench-connectors bench-notifier readout-preview screenshots clean
 
 # uv itself comes from PyPI into a private venv, pinned, so a fresh machine needs only Python 3.11+.
 $(UV):
@@ -59,6 +59,11 @@ bench-notifier: .venv/.synced ; $(UV) run --locked python bench/notifier/run.py
 readout-preview: .venv/.synced
 	bash deploy/local/chromium.sh ensure
 	$(UV) run --locked python -m okr_notifier.preview .local/readout
+
+# Screenshots of every web page (docs/screenshots/), taken by the browser tests against a running local system.
+screenshots: .venv/.synced
+	bash deploy/local/chromium.sh ensure
+	$(UV) run --locked pytest tests/browser -q --screenshots docs/screenshots
 
 clean:
 	-bash deploy/local/kafka.sh stop

@@ -64,6 +64,7 @@ rollup_port="${OKR_ROLLUP_HTTP_PORT:-8002}"
 drift_port="${OKR_DRIFT_HTTP_PORT:-8003}"
 connectors_port="${OKR_CONNECTORS_HTTP_PORT:-8004}"
 notifier_port="${OKR_NOTIFIER_HTTP_PORT:-8005}"
+web_port="${OKR_WEB_HTTP_PORT:-8006}"
 start_service checkins "$checkins_port" okr_checkins OKR_SQLITE_PATH="${OKR_SQLITE_PATH:-$state/okrstream.sqlite}"
 start_service rollup "$rollup_port" okr_rollup OKR_ROLLUP_TOKENS_FILE="$OKR_CHECKINS_TOKENS_FILE" \
   OKR_ROLLUP_SQLITE_PATH="${OKR_ROLLUP_SQLITE_PATH:-$state/rollup.sqlite}"
@@ -79,6 +80,23 @@ OKR_TOKEN="$(awk '$1 == "cpo@example.com" {print $2}' "$state/dev-tokens.txt")" 
   "${uv_run[@]}" okr apply deploy/local/demo/portfolio.yaml --checkins "http://127.0.0.1:$checkins_port" \
   || echo "the demo portfolio was not applied (see above); the system runs without it" >&2
 
+# The demo's first check-ins (deploy/local/demo/check-ins.txt), so the scorecard has numbers; fixed keys make reruns no-ops.
+echo "recording the demo's first check-ins…"
+trim() { local s="$1"; s="${s#"${s%%[![:space:]]*}"}"; printf '%s' "${s%"${s##*[![:space:]]}"}"; }
+while IFS='|' read -r kr confidence value changed; do
+  kr="$(trim "$kr")"
+  [[ -z "$kr" || "$kr" == \#* ]] && continue
+  OKR_TOKEN="$(awk '$1 == "cpo@example.com" {print $2}' "$state/dev-tokens.txt")" \
+    "${uv_run[@]}" okr checkin demo "$kr" --confidence "$(trim "$confidence")" --value "$(trim "$value")" \
+    --what-changed "$(trim "$changed")" --idempotency-key "demo-first-check-in-$kr" \
+    --checkins "http://127.0.0.1:$checkins_port" >/dev/null \
+    || echo "the demo check-in on $kr was not recorded (see above)" >&2
+done < deploy/local/demo/check-ins.txt
+
+start_service web "$web_port" okr_web OKR_WEB_TOKENS_FILE="$OKR_CHECKINS_TOKENS_FILE" OKR_WEB_PORTFOLIOS="${OKR_WEB_PORTFOLIOS:-demo}" \
+  OKR_WEB_CHECKINS_URL="http://127.0.0.1:$checkins_port" OKR_WEB_ROLLUP_URL="http://127.0.0.1:$rollup_port" \
+  OKR_WEB_DRIFT_URL="http://127.0.0.1:$drift_port"
+
 cat <<INFO
 
 okrstream is running.
@@ -90,6 +108,7 @@ okrstream is running.
   Alerts API:       http://127.0.0.1:$drift_port/docs  (OpenAPI: docs/openapi/drift.json; rules: docs/drift.md)
   Connectors:       http://127.0.0.1:$connectors_port/docs  (webhooks at /webhooks/{jira,linear,slack} once their secrets are set; docs/connectors.md)
   Notifier:         http://127.0.0.1:$notifier_port/health/ready  (Slack and e-mail once OKR_NOTIFIER_* are set; docs/notifier.md)
+  Web pages:        http://127.0.0.1:$web_port/  (sign in with a token from .local/dev-tokens.txt; docs/web.md)
   Tokens:           .local/dev-tokens.txt  (send as Authorization: Bearer <token>)
   Demo portfolio:   http://127.0.0.1:$rollup_port/v1/portfolios/demo/scorecard  (declared in deploy/local/demo/portfolio.yaml)
 Press Ctrl-C to stop.
