@@ -7,6 +7,7 @@ see and do is decided where it always is.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -40,9 +41,14 @@ class ApiError(Exception):
 
 @dataclass
 class Backend:
-    """One HTTP client per API, shared by every request the web service serves."""
+    """One HTTP client per API, shared by every request the web service serves.
+
+    `transports` reaches an API some other way than over the network (the tests serve
+    the real apps in process through `httpx.ASGITransport`); by default, none.
+    """
 
     settings: WebSettings
+    transports: Mapping[Api, httpx.AsyncBaseTransport] = field(default_factory=dict)
     clients: dict[Api, httpx.AsyncClient] = field(default_factory=dict)
 
     def start(self) -> None:
@@ -53,7 +59,8 @@ class Backend:
             "drift": self.settings.drift_url,
         }
         for api, url in urls.items():
-            self.clients[api] = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=self.settings.api_timeout_s)
+            transport = self.transports.get(api)
+            self.clients[api] = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=self.settings.api_timeout_s, transport=transport)
 
     async def close(self) -> None:
         """Close the clients."""

@@ -29,11 +29,11 @@ exceptions, the monthly readout and the weekly check-in. Server-rendered over th
 with the signed-in person's own token (docs/web.md)."""
 
 
-def create_app(settings: WebSettings, *, telemetry: Telemetry | None = None) -> FastAPI:
-    """The web service as one FastAPI app."""
+def create_app(settings: WebSettings, *, telemetry: Telemetry | None = None, backend: Backend | None = None) -> FastAPI:
+    """The web service as one FastAPI app (`backend`: the APIs reached some other way than by their URLs, as tests do)."""
     sessions = Sessions(Authenticator.from_file(settings.tokens_file, "OKR_WEB_TOKENS_FILE"), settings.time_zone)
     telemetry = telemetry or create_telemetry(settings)
-    backend = Backend(settings)
+    backend = backend or Backend(settings)
     pages = Pages()
 
     @asynccontextmanager

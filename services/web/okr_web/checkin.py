@@ -26,6 +26,7 @@ from okr_web.session import Sessions, Viewer
 FIELDS = ("confidence", "value", "what_changed", "blocker")
 MAX_TEXT = 4000
 MAX_FORM_BYTES = 1_000_000
+MAX_FORM_FIELDS = 2000
 SUBMISSION = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -117,7 +118,10 @@ async def form_fields(request: Request) -> dict[str, str] | None:
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         return None
-    return dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=2000))
+    try:
+        return dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS))
+    except ValueError:  # more fields than any form of ours has
+        return None
 
 
 def validate(row: Row) -> dict[str, str]:

@@ -48,10 +48,13 @@ def confidence(value: float | None) -> str:
 
 
 def number(value: float | None) -> str:
-    """A measured value without noise: integers without decimals, others to four significant digits."""
+    """A measured value without noise: integers without decimals, others to four significant digits (whole from 10 000 up)."""
     if value is None:
         return "—"
-    return str(int(value)) if float(value).is_integer() else f"{value:.4g}"
+    if float(value).is_integer():
+        return str(int(value))
+    short = f"{value:.4g}"
+    return f"{value:.0f}" if "e+" in short else short  # 12345.6 reads 12346, not 1.235e+04
 
 
 def parse_moment(value: str | datetime) -> datetime:
