@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from okr_cli.mappings import MappingPlan
 from okr_cli.spec import PortfolioSpec
 from okr_contracts.kr_events import Link
 
@@ -42,6 +43,8 @@ class Plan:
     steps: list[Step] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     undeclared: list[str] = field(default_factory=list)
+    mapping: MappingPlan | None = None
+    """The `connectors:` section against the stored mapping; None without the section (or when it could not be read)."""
 
     @property
     def changes(self) -> list[Step]:

@@ -15,6 +15,9 @@ models validate both), so what the YAML says is exactly what the API records::
         owner: cpo@example.com
         key_results:            # each KR's objective_id is the objective it is listed under
           - {kr_id: arr, title: Reach 1.2M ARR, baseline: 1.0, target: 1.2, unit: MEUR, owner: cpo@example.com}
+    connectors:                 # optional: the portfolio's connector mapping (the connectors' models validate it)
+      rules: [{source: jira, project: BILL, kr_ids: [arr]}]       # portfolio_id: the document's
+      slack_channels: {C06NRA6JLER: {kr_ids: [arr]}}
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from okr_checkins.http.bodies import DefineKeyResult, DefineObjective, DefinePortfolio, DefineProduct, DefineTeam, StartCycle
+from okr_connectors.mapping import Mapping
 
 
 class KeyResultSpec(DefineKeyResult):
@@ -51,6 +55,7 @@ class PortfolioSpec(BaseModel):
     teams: list[DefineTeam] = Field(default_factory=list)
     cycles: list[StartCycle] = Field(default_factory=list)
     objectives: list[ObjectiveSpec] = Field(default_factory=list)
+    connectors: Mapping | None = Field(default=None, description="The portfolio's connector mapping; absent: the stored one is left alone.")
 
     def key_results(self) -> list[DefineKeyResult]:
         """Every key result with its objective filled in."""
@@ -107,11 +112,12 @@ def parse_spec(text: str, path: Path | str = "<portfolio>") -> PortfolioSpec:
     if node is None or not isinstance(data, dict):
         raise SpecError(path, [SpecProblem(1, 1, "", "the document must be a mapping with at least `portfolio:`")])
     marks = _marks(node)
+    repeated = _repeated_keys(node)
     try:
-        spec = PortfolioSpec.model_validate(data)
+        spec = PortfolioSpec.model_validate(_own_portfolio_by_default(data))
     except ValidationError as exc:
-        raise SpecError(path, [_problem(error, marks) for error in exc.errors()]) from exc
-    problems = _duplicates(spec, marks)
+        raise SpecError(path, repeated + [_problem(error, marks) for error in exc.errors()]) from exc
+    problems = repeated + _duplicates(spec, marks) + _connector_problems(spec, marks)
     if problems:
         raise SpecError(path, problems)
     return spec
@@ -132,6 +138,43 @@ def _marks(node: yaml.Node, here: Path_ = ()) -> dict[Path_, tuple[int, int]]:
         for index, item in enumerate(node.value):
             found |= _marks(item, (*here, index))
     return found
+
+
+def _repeated_keys(node: yaml.Node, here: Path_ = ()) -> list[SpecProblem]:
+    """Keys given twice in one mapping (YAML would keep the last silently): the second is the error."""
+    problems: list[SpecProblem] = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key, value in node.value:
+            name, line = str(key.value), key.start_mark.line + 1
+            if name in first:
+                where = _dotted((*here, name))
+                problems.append(
+                    SpecProblem(line, key.start_mark.column + 1, where, f"{name!r} is given again (first on line {first[name]})")
+                )
+            first.setdefault(name, line)
+            problems += _repeated_keys(value, (*here, name))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            problems += _repeated_keys(item, (*here, index))
+    return problems
+
+
+def _own_portfolio_by_default(data: dict[str, Any]) -> dict[str, Any]:
+    """Connector rules and channels without a portfolio_id are the document's portfolio's (a channel may be given bare)."""
+    portfolio, connectors = data.get("portfolio"), data.get("connectors")
+    pid = portfolio.get("portfolio_id") if isinstance(portfolio, dict) else None
+    if not isinstance(pid, str) or not isinstance(connectors, dict):
+        return data
+    filled = dict(connectors)
+    if isinstance(rules := connectors.get("rules"), list):
+        filled["rules"] = [{"portfolio_id": pid, **rule} if isinstance(rule, dict) else rule for rule in rules]
+    if isinstance(channels := connectors.get("slack_channels"), dict):
+        filled["slack_channels"] = {
+            channel: {"portfolio_id": pid, **(given or {})} if isinstance(given, dict) or given is None else given
+            for channel, given in channels.items()
+        }
+    return {**data, "connectors": filled}
 
 
 def _problem(error: Any, marks: dict[Path_, tuple[int, int]]) -> SpecProblem:
@@ -174,4 +217,28 @@ def _duplicates(spec: PortfolioSpec, marks: dict[Path_, tuple[int, int]]) -> lis
             problems.append(SpecProblem(line, column, _dotted(path), f"{identifier!r} is declared again (first on line {first})"))
         else:
             seen[key] = path
+    return problems
+
+
+def _connector_problems(spec: PortfolioSpec, marks: dict[Path_, tuple[int, int]]) -> list[SpecProblem]:
+    """A document maps its own portfolio only, to key results it declares."""
+    if spec.connectors is None:
+        return []
+    pid = spec.portfolio.portfolio_id
+    declared = {kr.kr_id for objective in spec.objectives for kr in objective.key_results}
+    entries: list[tuple[Path_, str, tuple[str, ...]]] = [
+        *((("connectors", "rules", i), r.portfolio_id, r.kr_ids) for i, r in enumerate(spec.connectors.rules)),
+        *((("connectors", "slack_channels", c), s.portfolio_id, s.kr_ids) for c, s in spec.connectors.slack_channels.items()),
+    ]
+    problems: list[SpecProblem] = []
+    for path, portfolio_id, kr_ids in entries:
+        if portfolio_id != pid:
+            where = (*path, "portfolio_id")
+            message = f"names portfolio {portfolio_id!r}: a document maps only its own ({pid!r}); leave portfolio_id out"
+            problems.append(SpecProblem(*marks.get(where, marks.get(path, (1, 1))), _dotted(where), message))
+        for index, kr_id in enumerate(kr_ids):
+            if kr_id not in declared:
+                where = (*path, "kr_ids", index)
+                message = f"{kr_id!r} is not a key result this document declares"
+                problems.append(SpecProblem(*marks.get(where, marks.get(path, (1, 1))), _dotted(where), message))
     return problems

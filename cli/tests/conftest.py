@@ -3,8 +3,9 @@
 Checkins runs over a SQLite event store on a clock the tests move; a relay plays the
 outbox and Kafka: each newly stored history record goes, as its okr.kr-events.v1
 envelope, to the rollup (scoring into a SQLite score store) and to drift, and the
-rollup's score records go on to drift. `okr` runs a command with CliRunner, each
-service reached through a TestClient over its app.
+rollup's score records go on to drift. The connectors keep portfolios' mappings in
+their SQLite store. `okr` runs a command with CliRunner, each service reached through
+a TestClient over its app.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from okr_checkins.application import CheckinsApplication
 from okr_checkins.http import install_api as install_checkins
 from okr_cli.api import Connect
 from okr_cli.main import app as okr_app
+from okr_connectors.http import install_api as install_connectors
+from okr_connectors.mapping import Mapping
+from okr_connectors.portfolio_mappings import LiveMapping
+from okr_connectors.settings import ConnectorsSettings
+from okr_connectors.store import ConnectorStore, SqliteConnectorStore
+from okr_connectors.webhooks import Webhooks
 from okr_contracts.export import envelope_of
 from okr_contracts.topics import KR_EVENTS_TOPIC, SCORES_TOPIC
 from okr_drift.application import DriftService
@@ -90,6 +97,27 @@ def api(checkins_app: FastAPI) -> Iterator[TestClient]:
 
 
 @pytest.fixture
+def connector_store(tmp_path: Path) -> Iterator[ConnectorStore]:
+    """The connectors' store, where portfolios' mappings are kept."""
+    store = SqliteConnectorStore(tmp_path / "connectors.sqlite")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def connectors_app(connector_store: ConnectorStore) -> FastAPI:
+    webhooks = Webhooks(ConnectorsSettings(), connector_store, LiveMapping(Mapping(), connector_store), notify=lambda: None)
+    return served(lambda app: install_connectors(app, webhooks, connector_store, Authenticator(TOKENS)))
+
+
+@pytest.fixture
+def connectors(connectors_app: FastAPI) -> Iterator[TestClient]:
+    """A client of the connectors API, signed in as the demo's portfolio lead."""
+    with TestClient(connectors_app, headers={"Authorization": "Bearer t-cpo"}, follow_redirects=False) as client:
+        yield client
+
+
+@pytest.fixture
 def scores(tmp_path: Path) -> Iterator[ScoreStore]:
     """The rollup's score store."""
     store = SqliteScoreStore(tmp_path / "rollup.sqlite")
@@ -145,10 +173,11 @@ Okr = Callable[..., Result]
 
 
 @pytest.fixture
-def apps(checkins_app: FastAPI, scores: ScoreStore, drift: DriftService) -> dict[str, FastAPI]:
+def apps(checkins_app: FastAPI, connectors_app: FastAPI, scores: ScoreStore, drift: DriftService) -> dict[str, FastAPI]:
     """Each service's app by the name `okr_cli.api.connect` knows it by."""
     return {
         "checkins": checkins_app,
+        "connectors": connectors_app,
         "rollup": served(lambda app: install_rollup(app, scores, Authenticator(TOKENS))),
         "drift": served(lambda app: install_drift(app, drift, Authenticator(TOKENS))),
     }

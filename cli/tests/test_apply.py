@@ -38,34 +38,40 @@ def status(call: Any) -> int:
     return int(exit_.value.exit_code)
 
 
-def test_applying_the_demo_twice_records_its_events_once(api: TestClient, checkins: CheckinsApplication, demo: Path) -> None:
-    plan = apply_with(api, demo)
+def test_applying_the_demo_twice_records_its_events_once(
+    api: TestClient, connectors: TestClient, checkins: CheckinsApplication, demo: Path
+) -> None:
+    plan = apply_with(api, demo, connectors=connectors)
     assert len(plan.steps) == 1 + 2 + 1 + 1 + 4 + 6  # portfolio, products, team, cycle, objectives, key results
     recorded = stored(checkins)
     assert recorded == len(plan.steps)
-    again = apply_with(api, demo)
+    again = apply_with(api, demo, connectors=connectors)
     assert (again.steps, again.conflicts, stored(checkins)) == ([], [], recorded)
     view = api.get("/v1/portfolios/demo").json()
     assert {kr["kr_id"]: kr["objective_id"] for kr in view["key_results"]}["retry-recovery"] == "smarter-retries"
 
 
-def test_a_dry_run_shows_the_plan_and_records_nothing(api: TestClient, checkins: CheckinsApplication, demo: Path, capsys: Any) -> None:
-    plan = apply_with(api, demo, dry_run=True)
+def test_a_dry_run_shows_the_plan_and_records_nothing(
+    api: TestClient, connectors: TestClient, checkins: CheckinsApplication, demo: Path, capsys: Any
+) -> None:
+    plan = apply_with(api, demo, connectors=connectors, dry_run=True)
     assert stored(checkins) == 0
     shown = capsys.readouterr().out
     assert "+ create portfolio demo" in shown
     assert "+ create key result search-latency" in shown
-    assert f"dry run: {len(plan.steps)} steps, nothing was recorded" in shown
+    assert f"dry run: {len(plan.steps)} steps and the connector mapping, nothing was recorded" in shown
 
 
-def test_a_changed_target_and_weight_are_recorded_with_the_reason_given(api: TestClient, checkins: CheckinsApplication, demo: Path) -> None:
-    apply_with(api, demo)
+def test_a_changed_target_and_weight_are_recorded_with_the_reason_given(
+    api: TestClient, connectors: TestClient, checkins: CheckinsApplication, demo: Path
+) -> None:
+    apply_with(api, demo, connectors=connectors)
     edit(demo, "baseline: 3.1, target: 3.8", "baseline: 3.1, target: 4.0")
     edit(demo, "{parent_id: net-revenue-retention, weight: 1}", "{parent_id: net-revenue-retention, weight: 2}")
     before = stored(checkins)
-    assert status(lambda: apply_with(api, demo)) == 1  # changes without a reason
+    assert status(lambda: apply_with(api, demo, connectors=connectors)) == 1  # changes without a reason
     assert stored(checkins) == before
-    plan = apply_with(api, demo, reason="Q4 planning review")
+    plan = apply_with(api, demo, connectors=connectors, reason="Q4 planning review")
     assert [s.summary for s in plan.steps] == [
         "change the target of checkout-conversion: 3.8 → 4.0",
         "change the weight of search-finds in net-revenue-retention: 1.0 → 2.0",
@@ -74,29 +80,31 @@ def test_a_changed_target_and_weight_are_recorded_with_the_reason_given(api: Tes
     assert (kr["target"], kr["target_changes"]) == (4.0, 1)
     history = api.get("/v1/portfolios/demo/key-results/checkout-conversion/history").json()["items"]
     assert history[-1]["data"]["reason"] == "Q4 planning review"
-    assert apply_with(api, demo, reason="Q4 planning review").steps == []
+    assert apply_with(api, demo, connectors=connectors, reason="Q4 planning review").steps == []
 
 
 def test_a_field_the_history_cannot_edit_is_a_conflict_and_nothing_is_recorded(
-    api: TestClient, checkins: CheckinsApplication, demo: Path, capsys: Any
+    api: TestClient, connectors: TestClient, checkins: CheckinsApplication, demo: Path, capsys: Any
 ) -> None:
-    apply_with(api, demo)
+    apply_with(api, demo, connectors=connectors)
     edit(demo, "title: Search finds what buyers want", "title: Search finds everything")
     edit(demo, "  - {product_id: search, name: Search", "  - {product_id: search, name: Discovery")
     edit(demo, "baseline: 0, target: 30", "baseline: 0, target: 35")
     before = stored(checkins)
-    assert status(lambda: apply_with(api, demo, reason="r")) == 1
+    assert status(lambda: apply_with(api, demo, connectors=connectors, reason="r")) == 1
     assert stored(checkins) == before
     shown = capsys.readouterr().out
     assert "objective search-finds: title is 'Search finds what buyers want', the document says 'Search finds everything'" in shown
     assert "product search: name is 'Search', the document says 'Discovery' (products cannot be redefined)" in shown
 
 
-def test_what_is_recorded_but_no_longer_declared_is_listed_and_left_alone(api: TestClient, demo: Path, capsys: Any) -> None:
-    apply_with(api, demo)
+def test_what_is_recorded_but_no_longer_declared_is_listed_and_left_alone(
+    api: TestClient, connectors: TestClient, demo: Path, capsys: Any
+) -> None:
+    apply_with(api, demo, connectors=connectors)
     text = demo.read_text()
     demo.write_text(text[: text.index("  - objective_id: smarter-retries")])
-    assert apply_with(api, demo).steps == []
+    assert apply_with(api, demo, connectors=connectors).steps == []
     shown = capsys.readouterr().out
     assert "= objective smarter-retries is recorded but not declared: left as it is" in shown
     assert "= key result retry-recovery is recorded but not declared: left as it is" in shown
@@ -119,9 +127,11 @@ def test_a_document_error_names_its_line(demo: Path, old: str, new: str, expecte
     assert expected in str(error.value), str(error.value)
 
 
-def test_an_invalid_document_records_nothing(api: TestClient, checkins: CheckinsApplication, demo: Path, capsys: Any) -> None:
+def test_an_invalid_document_records_nothing(
+    api: TestClient, connectors: TestClient, checkins: CheckinsApplication, demo: Path, capsys: Any
+) -> None:
     edit(demo, "tier: 3", "tier: 4")
-    assert status(lambda: apply_with(api, demo)) == 2
+    assert status(lambda: apply_with(api, demo, connectors=connectors)) == 2
     assert stored(checkins) == 0
     assert "objectives[3].tier: Input should be less than or equal to 3" in capsys.readouterr().err
 

@@ -77,7 +77,7 @@ start_service notifier "$notifier_port" okr_notifier OKR_NOTIFIER_SQLITE_PATH="$
 # The demo portfolio, as code: applying it again records nothing (docs/okrs-as-code.md).
 echo "applying the demo portfolio (deploy/local/demo/portfolio.yaml)…"
 OKR_TOKEN="$(awk '$1 == "cpo@example.com" {print $2}' "$state/dev-tokens.txt")" \
-  "${uv_run[@]}" okr apply deploy/local/demo/portfolio.yaml --checkins "http://127.0.0.1:$checkins_port" \
+  "${uv_run[@]}" okr apply deploy/local/demo/portfolio.yaml --checkins "http://127.0.0.1:$checkins_port" --connectors "http://127.0.0.1:$connectors_port" \
   || echo "the demo portfolio was not applied (see above); the system runs without it" >&2
 
 # The demo's first check-ins (deploy/local/demo/check-ins.txt), so the scorecard has numbers; fixed keys make reruns no-ops.

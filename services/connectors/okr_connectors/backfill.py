@@ -1,8 +1,8 @@
 """`python -m okr_connectors.backfill jira|linear [--since ISO] [--page-size N]`: one poll to its last page, then exit.
 
-It reads the same settings as the service (``OKR_CONNECTORS_*``, ``OKR_EVENT_STORE``)
-and writes to the store only: the running connectors service's relay publishes what it
-stored. Without ``--since`` it resumes from the poller's checkpoint (or
+It reads the same settings as the service (``OKR_CONNECTORS_*``, ``OKR_EVENT_STORE``), maps
+items as the service does (the file, then the portfolios' stored mappings) and writes to the
+store only: the running connectors service's relay publishes what it stored. Without ``--since`` it resumes from the poller's checkpoint (or
 ``OKR_CONNECTORS_POLL_SINCE``, or 30 days ago); with it, it reads again from that time
 (the inbox drops what was stored before; the checkpoint never moves back). A progress
 bar (on a terminal) and log lines show items, pages and rate; a summary is printed at the end.
@@ -30,6 +30,7 @@ from okr_connectors.jira_poll import JiraPoller
 from okr_connectors.linear_poll import LinearPoller
 from okr_connectors.mapping import Mapping, MappingConfigError
 from okr_connectors.polling import Http, PageStats, Poller, PollerConfigError, PollFailed, PollStats, parse_since
+from okr_connectors.portfolio_mappings import LiveMapping
 from okr_connectors.settings import ConnectorsSettings
 from okr_connectors.store import ConnectorStore
 from okr_runtime.logs import configure_logging
@@ -73,14 +74,17 @@ async def backfill(
     out: TextIO | None = None,
 ) -> PollStats:
     """Poll `source` to its last page into `store`, with a progress bar and log lines; print and return the totals."""
-    mapping = Mapping.load(settings.mapping_file) if settings.mapping_file else Mapping()
+    mapping = LiveMapping(Mapping.load(settings.mapping_file) if settings.mapping_file else Mapping(), store)
     async with contextlib.AsyncExitStack() as stack:
         if http is None:
             client = await stack.enter_async_context(httpx.AsyncClient(timeout=30.0, headers={"User-Agent": "okrstream-connectors"}))
             http = Http(client)
         poller: Poller = POLLERS[source].from_settings(settings, store, mapping, http, page_size=page_size)
-        if not mapping.rules:
-            log.warning("no mapping rules (OKR_CONNECTORS_MAPPING_FILE): every item is recorded as unmapped, none published")
+        if not (await asyncio.to_thread(mapping.current)).rules:
+            log.warning(
+                "no mapping rules (OKR_CONNECTORS_MAPPING_FILE, or a portfolio's stored mapping): "
+                "every item is recorded as unmapped, none published"
+            )
         started, total = time.monotonic(), PollStats(source)
         with tqdm(desc=f"{source} backfill", unit=" items", disable=None, file=sys.stderr) as bar, logging_redirect_tqdm():
 

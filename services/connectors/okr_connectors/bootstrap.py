@@ -17,8 +17,9 @@ from okr_connectors.http import install_api
 from okr_connectors.jira_poll import JiraPoller
 from okr_connectors.kpi import KpiConfig, KpiScheduler
 from okr_connectors.linear_poll import LinearPoller
-from okr_connectors.mapping import Mapping
+from okr_connectors.mapping import Mapping, MappingSource
 from okr_connectors.polling import Http
+from okr_connectors.portfolio_mappings import LiveMapping
 from okr_connectors.relay import OutboxRelay
 from okr_connectors.settings import ConnectorsSettings
 from okr_connectors.store import ConnectorStore, PostgresConnectorStore, SqliteConnectorStore
@@ -44,7 +45,8 @@ def create_app(
     telemetry = telemetry or create_telemetry(settings)
     broker = create_broker(settings, telemetry)
     store = open_store(settings)
-    mapping = Mapping.load(settings.mapping_file) if settings.mapping_file else Mapping()
+    file_mapping = Mapping.load(settings.mapping_file) if settings.mapping_file else Mapping()
+    mapping = LiveMapping(file_mapping, store)  # the file, then the portfolios' stored mappings, read as they change
     relay = OutboxRelay(store, broker, idle_s=settings.relay_idle_s)
     webhooks = Webhooks(settings, store, mapping, relay.notify, clock)
 
@@ -74,7 +76,7 @@ def create_app(
         background=background,
     )
     app = service_app(parts, title="okrstream connectors", description=DESCRIPTION)
-    install_api(app, webhooks, store, auth)
+    install_api(app, webhooks, store, auth, file_mapping=file_mapping)
     app.state.relay = relay
     app.state.store = store
     return app
@@ -97,7 +99,7 @@ def prune_loop(store: ConnectorStore, retention_days: float, clock: Callable[[],
     return run
 
 
-def poller_loops(settings: ConnectorsSettings, store: ConnectorStore, mapping: Mapping, http: Http) -> list[Loop]:
+def poller_loops(settings: ConnectorsSettings, store: ConnectorStore, mapping: MappingSource, http: Http) -> list[Loop]:
     """A loop per poller whose interval is set; a poller missing its credentials fails the start-up with what is missing."""
     loops: list[Loop] = []
     if settings.jira_poll_s > 0:

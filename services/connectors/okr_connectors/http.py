@@ -1,4 +1,4 @@
-"""The connectors' HTTP side: the three signed webhook receivers, and a status API for operators."""
+"""The connectors' HTTP side: the three signed webhook receivers, a status API for operators, and the portfolios' mappings."""
 
 # Without `from __future__ import annotations`: FastAPI must resolve the router-local `Who` alias when routes are defined.
 
@@ -7,13 +7,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from okr_connectors.mapping import Mapping
+from okr_connectors.mapping_api import mapping_router
 from okr_connectors.store import ConnectorStore
 from okr_connectors.webhooks import Outcome, Webhooks
 from okr_runtime.auth import Authenticator, Caller
 
 
-def install_api(app: FastAPI, webhooks: Webhooks, store: ConnectorStore, auth: Authenticator) -> None:
-    """Mount the webhook receivers (authenticated by the vendors' signatures) and the status routes (bearer tokens)."""
+def install_api(
+    app: FastAPI, webhooks: Webhooks, store: ConnectorStore, auth: Authenticator, *, file_mapping: Mapping | None = None
+) -> None:
+    """Mount the webhook receivers (authenticated by the vendors' signatures), the status and the mapping routes (bearer tokens).
+
+    `file_mapping` is the operators' mapping file, named where it overrides a portfolio's stored Slack channel.
+    """
     hooks = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
     @hooks.post("/jira", summary="Jira admin webhook (X-Hub-Signature); deduplicated on X-Atlassian-Webhook-Identifier")
@@ -49,6 +56,7 @@ def install_api(app: FastAPI, webhooks: Webhooks, store: ConnectorStore, auth: A
 
     app.include_router(hooks)
     app.include_router(status)
+    app.include_router(mapping_router(store, auth, file_mapping or Mapping()))
 
 
 def _answer(outcome: Outcome) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
-from okr_connectors.mapping import Mapping
+from okr_connectors.mapping import MappingSource
 from okr_connectors.polling import Http, Page, Poller, PollerConfigError, PollFailed, json_object, parse_since
 from okr_connectors.settings import ConnectorsSettings
 from okr_connectors.store import ConnectorStore
@@ -35,7 +35,7 @@ class JiraPoller(Poller):
     def __init__(
         self,
         store: ConnectorStore,
-        mapping: Mapping,
+        mapping: MappingSource,
         http: Http,
         *,
         url: str,
@@ -57,7 +57,9 @@ class JiraPoller(Poller):
         self.scope = scope.strip()
 
     @classmethod
-    def from_settings(cls, settings: ConnectorsSettings, store: ConnectorStore, mapping: Mapping, http: Http, **options: Any) -> JiraPoller:
+    def from_settings(
+        cls, settings: ConnectorsSettings, store: ConnectorStore, mapping: MappingSource, http: Http, **options: Any
+    ) -> JiraPoller:
         """A poller from the connectors' settings; `PollerConfigError` names what is missing."""
         missing = [
             name

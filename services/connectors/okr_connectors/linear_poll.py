@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from okr_connectors.mapping import Mapping
+from okr_connectors.mapping import MappingSource
 from okr_connectors.polling import Http, Page, Poller, PollerConfigError, PollFailed, json_object, parse_since
 from okr_connectors.settings import ConnectorsSettings
 from okr_connectors.store import ConnectorStore
@@ -53,14 +53,14 @@ class LinearPoller(Poller):
 
     source = "linear"
 
-    def __init__(self, store: ConnectorStore, mapping: Mapping, http: Http, *, url: str, api_key: str, **options: Any) -> None:
+    def __init__(self, store: ConnectorStore, mapping: MappingSource, http: Http, *, url: str, api_key: str, **options: Any) -> None:
         super().__init__(store, mapping, http, parse_graphql_issue, **options)
         self.url = url
         self.api_key = api_key
 
     @classmethod
     def from_settings(
-        cls, settings: ConnectorsSettings, store: ConnectorStore, mapping: Mapping, http: Http, **options: Any
+        cls, settings: ConnectorsSettings, store: ConnectorStore, mapping: MappingSource, http: Http, **options: Any
     ) -> LinearPoller:
         """A poller from the connectors' settings; `PollerConfigError` when there is no API key."""
         if settings.linear_api_key is None:

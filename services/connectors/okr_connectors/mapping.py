@@ -14,13 +14,17 @@ key results are those of every matching rule of that portfolio, in rule order wi
 A Slack signal takes its channel's portfolio, and the channel's key results unless the message
 named some. Nothing matching means unmapped (``apply`` returns None). A duplicate key anywhere
 in the file (e.g. a channel id given twice) is an error, where JSON and YAML would keep the last.
+
+The mapping in force is the file's followed by the portfolios' stored mappings (``merged``);
+whoever maps items asks a :class:`MappingSource` for it each time, so a change applies at once.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -128,11 +132,38 @@ class Mapping(BaseModel):
         kr_ids = dict.fromkeys(kr for rule in matching if rule.portfolio_id == portfolio for kr in rule.kr_ids)
         return event.model_copy(update={"portfolio_id": portfolio, "kr_ids": tuple(kr_ids)})
 
+    def current(self) -> Mapping:
+        """A fixed mapping is always the one in force (see :class:`MappingSource`)."""
+        return self
+
+    def merged(self, stored: Iterable[Mapping]) -> Mapping:
+        """This mapping's rules first, then each stored mapping's in the order given; this mapping's Slack channels win."""
+        stored = list(stored)
+        rules = (*self.rules, *(rule for mapping in stored for rule in mapping.rules))
+        channels: dict[str, SlackChannel] = {}
+        for mapping in reversed(stored):  # the first stored mapping to claim a channel keeps it
+            channels |= mapping.slack_channels
+        return Mapping(rules=rules, slack_channels=channels | self.slack_channels)
+
+    def foreign_to(self, portfolio_id: str) -> list[str]:
+        """The entries naming another portfolio than `portfolio_id` (e.g. ``rules[1]``, ``slack_channels.C06NRA6JLER``)."""
+        rules = [f"rules[{index}]" for index, rule in enumerate(self.rules) if rule.portfolio_id != portfolio_id]
+        channels = [f"slack_channels.{channel}" for channel, target in self.slack_channels.items() if target.portfolio_id != portfolio_id]
+        return rules + channels
+
     def known_krs(self, portfolio_id: str) -> frozenset[str]:
         """Every key result the mapping names for a portfolio, in rules or channels."""
         from_rules = (kr for rule in self.rules if rule.portfolio_id == portfolio_id for kr in rule.kr_ids)
         from_channels = (kr for channel in self.slack_channels.values() if channel.portfolio_id == portfolio_id for kr in channel.kr_ids)
         return frozenset((*from_rules, *from_channels))
+
+
+class MappingSource(Protocol):
+    """Where the mapping in force comes from: asked for every item mapped, so a changed mapping applies without a restart."""
+
+    def current(self) -> Mapping:
+        """The mapping in force now."""
+        ...
 
 
 def _facts(event: DeliveryEvent) -> tuple[str | None, str | None, tuple[str, ...], str | None]:

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import httpx
 
 from okr_connectors import intake
-from okr_connectors.mapping import Mapping
+from okr_connectors.mapping import Mapping, MappingSource
 from okr_connectors.store import ConnectorStore, Item
 from okr_connectors.vendors.errors import PayloadRejected
 from okr_contracts.delivery import WorkItemChanged
@@ -234,13 +234,13 @@ class IngestedPage:
 class Ingest:
     """Vendor items as store items: mapped → an event on okr.delivery.v1, else an unmapped record (see `intake.item_for`)."""
 
-    def __init__(self, source: str, mapping: Mapping, parse: Callable[[dict[str, Any]], WorkItemChanged]) -> None:
+    def __init__(self, source: str, mappings: MappingSource, parse: Callable[[dict[str, Any]], WorkItemChanged]) -> None:
         self.source = source
-        self.mapping = mapping
+        self.mappings = mappings
         self.parse = parse
 
-    def page(self, nodes: Sequence[Any]) -> IngestedPage:
-        """The page's items; an item the parser rejects is logged and counted, and the poll goes on past it."""
+    def page(self, nodes: Sequence[Any], mapping: Mapping) -> IngestedPage:
+        """The page's items under `mapping` (the one in force); an item the parser rejects is logged and counted, the poll goes on."""
         page = IngestedPage()
         for node in nodes:
             try:
@@ -249,7 +249,7 @@ class Ingest:
                 log.warning("%s poll: skipped an item the parser rejected: %s", self.source, exc)
                 page.rejected += 1
                 continue
-            item = intake.item_for(self.mapping.apply(event), event)
+            item = intake.item_for(mapping.apply(event), event)
             page.unmapped += item.unmapped is not None
             page.changed.append(event.changed_at)
             page.items.append(item)
@@ -296,7 +296,7 @@ class Poller(ABC):
     def __init__(
         self,
         store: ConnectorStore,
-        mapping: Mapping,
+        mappings: MappingSource,
         http: Http,
         parse: Callable[[dict[str, Any]], WorkItemChanged],
         *,
@@ -309,7 +309,7 @@ class Poller(ABC):
             raise PollerConfigError(f"page size must be at least 1, not {page_size}")
         self.store = store
         self.http = http
-        self.ingest = Ingest(self.source, mapping, parse)
+        self.ingest = Ingest(self.source, mappings, parse)
         self.page_size = page_size
         self.overlap = overlap
         self.since = since
@@ -342,7 +342,8 @@ class Poller(ABC):
         return self.since or self.clock() - DEFAULT_LOOKBACK
 
     async def _store(self, number: int, page: Page, mark: Watermark) -> PageStats:
-        ingested = self.ingest.page(page.nodes)
+        mapping = await asyncio.to_thread(self.ingest.mappings.current)  # read per page: a changed mapping applies to the next one
+        ingested = self.ingest.page(page.nodes, mapping)
         for at in ingested.changed:
             mark.see(at)
         moved = mark.move(last_page=page.last)

@@ -7,7 +7,11 @@ normalised events until Kafka acknowledged them. ``connector_checkpoints`` holds
 each poller's position. ``connector_unmapped`` counts items no mapping rule
 claimed, so they are visible rather than dropped. One :meth:`ConnectorStore.accept`
 writes all of it in one transaction: a webhook is answered once its events are
-stored, and a poller's checkpoint moves only with the items of its page.
+stored, and a poller's checkpoint moves only with the items of its page. The
+portfolios' stored connector mappings live here too (:mod:`okr_connectors.portfolio_mappings`).
+
+Tables are created with ``CREATE … IF NOT EXISTS`` when the store opens, so a store
+written by an earlier version gains the tables added since.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from okr_runtime.sqlstore import PostgresBackend, SqliteBackend, SqlStore
+from okr_connectors.portfolio_mappings import MAPPINGS_SCHEMA, MappingTables
+from okr_runtime.sqlstore import PostgresBackend, SqliteBackend
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS connector_inbox (
@@ -78,10 +83,10 @@ class Item:
     unmapped: Unmapped | None = None
 
 
-class ConnectorStore(SqlStore):
+class ConnectorStore(MappingTables):
     """The connectors' tables behind one API; a backend (SQLite or PostgreSQL) provides the connections."""
 
-    schema_sql = SCHEMA
+    schema_sql = SCHEMA + MAPPINGS_SCHEMA
 
     def accept(self, source: str, items: Sequence[Item], checkpoint: tuple[str, dict[str, Any]] | None = None) -> int:
         """Store the items not seen before (and the checkpoint) atomically; how many were new."""

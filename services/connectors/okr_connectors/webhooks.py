@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import SecretStr
 
 from okr_connectors import intake
-from okr_connectors.mapping import Mapping as MappingConfig
+from okr_connectors.mapping import MappingSource
 from okr_connectors.settings import ConnectorsSettings
 from okr_connectors.signatures import SignatureRejected, verify_jira, verify_linear, verify_slack
 from okr_connectors.store import ConnectorStore, Item
@@ -42,19 +42,19 @@ class Outcome:
 
 
 class Webhooks:
-    """The receivers over the store and the mapping; `notify` wakes the relay."""
+    """The receivers over the store and the mapping in force (asked for each request); `notify` wakes the relay."""
 
     def __init__(
         self,
         settings: ConnectorsSettings,
         store: ConnectorStore,
-        mapping: MappingConfig,
+        mappings: MappingSource,
         notify: Callable[[], None],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
         self.store = store
-        self.mapping = mapping
+        self.mappings = mappings
         self.notify = notify
         self.clock = clock
 
@@ -84,19 +84,21 @@ class Webhooks:
             return Outcome("challenge", challenge=request.challenge)
         if request is None:
             return Outcome("ignored")
-        channel = self.mapping.slack_channels.get(request.channel)
+        mapping = await asyncio.to_thread(self.mappings.current)
+        channel = mapping.slack_channels.get(request.channel)
         if channel is None:
             return Outcome("ignored", f"channel {request.channel} is not configured")
-        known = self.mapping.known_krs(channel.portfolio_id)
+        known = mapping.known_krs(channel.portfolio_id)
         signal = slack.signal_from_message(request, known_krs=known, default_krs=tuple(channel.kr_ids))
         if signal is None:
             return Outcome("ignored", "no blocker or decision marker and no key result named")
-        return await self._write("slack", f"event:{request.event_id}", intake.item_for(self.mapping.apply(signal), signal))
+        return await self._write("slack", f"event:{request.event_id}", intake.item_for(mapping.apply(signal), signal))
 
     async def _store(self, source: str, delivery: str | None, event: DeliveryEvent | None) -> Outcome:
         if event is None:
             return Outcome("ignored", "an event kind the connectors do not track")
-        mapped = self.mapping.apply(event)
+        mapping = await asyncio.to_thread(self.mappings.current)
+        mapped = mapping.apply(event)
         return await self._write(source, f"delivery:{delivery}" if delivery else None, intake.item_for(mapped, event))
 
     async def _write(self, source: str, delivery_key: str | None, item: Item) -> Outcome:
