@@ -95,7 +95,7 @@ def start(system: LocalSystem, name: str, module: str, env: dict[str, str]) -> N
     raise RuntimeError(f"{name} did not become ready in 90 s; see {system.logs / f'{name}.log'}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def local_system(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSystem]:
     """checkins, rollup, drift and web running against the session's Kafka."""
     home = tmp_path_factory.mktemp("local-system")
@@ -289,7 +289,7 @@ def scored_quarter(system: LocalSystem) -> Quarter:
     raise AssertionError("the rollup did not score the story in 120 s")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def quarter(local_system: LocalSystem) -> Quarter:
     """The story, told once for the tests that only look."""
     return scored_quarter(local_system)
@@ -301,9 +301,13 @@ def fresh_quarter(local_system: LocalSystem) -> Quarter:
     return scored_quarter(local_system)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Headless Chromium: Debian's package (deploy/local/chromium.sh), or OKR_CHROMIUM."""
+    """Headless Chromium: Debian's package (deploy/local/chromium.sh), or OKR_CHROMIUM.
+
+    Module-scoped, like the system it looks at: while Playwright's sync API is open it runs an
+    event loop on the main thread, and every later test that starts its own loop would fail.
+    """
     binary = os.environ.get("OKR_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     if binary is None:
         found = subprocess.run(["bash", str(ROOT / "deploy/local/chromium.sh"), "ensure"], capture_output=True, text=True, check=True)
