@@ -5,23 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from okr_notifier.readout import OPTION_WORDS as OPTION_WORDS  # the e-mails' words, so page and e-mail agree
+from okr_notifier.readout import RULE_WORDS as RULE_WORDS
+
 UNKNOWN = "unknown"
 SEVERITY_WORDS = {"critical": "Critical", "warning": "Warning", "info": "Info"}
 STATUS_WORDS = {"scored": "scored", "pending": "pending (no data yet)", "retired": "retired"}
-RULE_WORDS = {
-    "stale": "stale",
-    "retire_recommended": "retirement recommended",
-    "off_track": "off track",
-    "plan_overdue": "recovery plan overdue",
-    "not_moving": "not moving",
-    "confidence_falling": "confidence falling",
-    "busy_but_flat": "busy but flat",
-    "output_phrased": "phrased as an output",
-    "not_measurable": "not measurable",
-    "too_many_objectives": "too many objectives",
-    "too_many_key_results": "too many key results",
-}
-OPTION_WORDS = {"change_tactic": "change the tactic", "change_target": "change the target", "change_resources": "change the resources"}
 
 
 def zone_or(name: str | None, default: str) -> ZoneInfo:
