@@ -15,13 +15,25 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI
+
+from okr_checkins.application import CheckinsApplication
+from okr_contracts.export import envelope_of
+from okr_contracts.topics import KR_EVENTS_TOPIC, SCORES_TOPIC
+from okr_drift.application import DriftService
+from okr_drift.store import SqliteDriftStore
+from okr_rollup.application import RollupService
+from okr_rollup.store import ScoreStore, SqliteScoreStore
+from okr_runtime.health import health_router
+from okr_runtime.problems import install_problem_handlers
 
 ROOT = Path(__file__).resolve().parent
 TEST_KAFKA_PORT = "29092"
@@ -182,7 +194,7 @@ def wait_until(check: Callable[[], bool], timeout_s: float = 60) -> None:
         time.sleep(0.1)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # stateless, so module- and session-scoped fixtures may wait too
 def wait_for() -> Callable[..., None]:
     """`wait_for(check, timeout_s=60)`: poll until `check()` holds (a service consumed, a message arrived)."""
     return wait_until
@@ -216,3 +228,103 @@ def read_topic(
 def consume() -> ReadTopic:
     """`consume(bootstrap, topic, done, key=None, timeout_s=90)`: read a topic from its start until `done(records)`."""
     return read_topic
+
+
+# --- The services in process, without Kafka (the CLI's and the web pages' tests) ---------------------------------
+
+IN_PROCESS_START = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
+"""Nine in the morning (UTC) of the first Monday of the in-process stories' quarter (2026-q4)."""
+
+
+class Clock:
+    """The time checkins records at and drift evaluates at, moved by the tests."""
+
+    def __init__(self) -> None:
+        self.now = IN_PROCESS_START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Relay:
+    """The checkins outbox and Kafka in miniature, delivering in order what checkins stored since the last call."""
+
+    def __init__(self, checkins: CheckinsApplication, scores: ScoreStore, drift: DriftService) -> None:
+        self.checkins, self.drift = checkins, drift
+        self.rollup = RollupService(scores, self._to_drift)
+        self.delivered: dict[str, int] = {}
+
+    def __call__(self, portfolio_id: str) -> None:
+        """Deliver the portfolio's new history records to the rollup and drift (and the scores they produce to drift)."""
+        asyncio.run(self._deliver(portfolio_id))
+
+    def tick(self) -> None:
+        """Drift's clock tick: every node evaluated at the clock's time."""
+        asyncio.run(self.drift.tick())
+
+    async def _deliver(self, portfolio_id: str) -> None:
+        for record in self.checkins.records(portfolio_id, after=self.delivered.get(portfolio_id, 0)):
+            envelope = KR_EVENTS_TOPIC.decode(envelope_of(record).to_json_bytes())
+            await self.rollup.handle(envelope)
+            await self.drift.on_history(envelope)
+            self.delivered[portfolio_id] = int(record["position"])
+
+    async def _to_drift(self, records: Sequence[tuple[str, bytes]]) -> None:
+        for _, value in records:
+            await self.drift.on_score(SCORES_TOPIC.decode(value))
+
+
+async def _discard(records: Sequence[tuple[str, bytes]]) -> None:
+    """Drift's alert events go nowhere: its store is what its API reads."""
+
+
+@pytest.fixture
+def served() -> Callable[[Callable[[FastAPI], None]], FastAPI]:
+    """`served(install)`: an app with problem+json answers, the health probes every service has, and one service's routes."""
+
+    def build(install: Callable[[FastAPI], None]) -> FastAPI:
+        app = FastAPI()
+        install_problem_handlers(app)
+        app.include_router(health_router({}))
+        install(app)
+        return app
+
+    return build
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The in-process services' clock, at `IN_PROCESS_START` until a test moves it."""
+    return Clock()
+
+
+@pytest.fixture
+def checkins(tmp_path: Path, clock: Clock) -> Iterator[CheckinsApplication]:
+    """Checkins over a SQLite event store, recording at the test's clock."""
+    application = CheckinsApplication(
+        {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "history.sqlite")}, clock=clock
+    )
+    yield application
+    application.close()
+
+
+@pytest.fixture
+def scores(tmp_path: Path) -> Iterator[ScoreStore]:
+    """The rollup's score store."""
+    store = SqliteScoreStore(tmp_path / "rollup.sqlite")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def drift(tmp_path: Path, clock: Clock) -> Iterator[DriftService]:
+    """Drift over a SQLite store, evaluating at the test's clock."""
+    store = SqliteDriftStore(tmp_path / "drift.sqlite")
+    yield DriftService(store, _discard, clock)
+    store.close()
+
+
+@pytest.fixture
+def relay(checkins: CheckinsApplication, scores: ScoreStore, drift: DriftService) -> Relay:
+    """`relay(portfolio_id)` delivers what checkins stored to the rollup and drift; `relay.tick()` is drift's clock tick."""
+    return Relay(checkins, scores, drift)

@@ -276,29 +276,29 @@ def tell_quarter(system: LocalSystem, portfolio_id: str) -> Quarter:
     return Quarter(portfolio_id, today)
 
 
-def scored_quarter(system: LocalSystem) -> Quarter:
+def scored_quarter(system: LocalSystem, wait_for: Callable[..., None]) -> Quarter:
     """A new portfolio's quarter, told and then scored by the rollup (the churn check-in is the last thing it scores)."""
     told = tell_quarter(system, f"web-{uuid.uuid4().hex[:8]}")
-    with system.api("rollup", "cpo@example.com") as rollup:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+
+    def scored() -> bool:
+        with system.api("rollup", "cpo@example.com") as rollup:
             answer = rollup.get(f"/v1/portfolios/{told.portfolio_id}/nodes/churn")
-            if answer.status_code == 200 and answer.json()["confidence"] is not None:
-                return told
-            time.sleep(0.3)
-    raise AssertionError("the rollup did not score the story in 120 s")
+        return answer.status_code == 200 and answer.json()["confidence"] is not None
+
+    wait_for(scored, timeout_s=120)
+    return told
 
 
 @pytest.fixture(scope="module")
-def quarter(local_system: LocalSystem) -> Quarter:
+def quarter(local_system: LocalSystem, wait_for: Callable[..., None]) -> Quarter:
     """The story, told once for the tests that only look."""
-    return scored_quarter(local_system)
+    return scored_quarter(local_system, wait_for)
 
 
 @pytest.fixture
-def fresh_quarter(local_system: LocalSystem) -> Quarter:
+def fresh_quarter(local_system: LocalSystem, wait_for: Callable[..., None]) -> Quarter:
     """The story in a portfolio of its own, for a test that records something."""
-    return scored_quarter(local_system)
+    return scored_quarter(local_system, wait_for)
 
 
 @pytest.fixture(scope="module")

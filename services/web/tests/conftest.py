@@ -3,15 +3,14 @@
 The web app runs in a TestClient (its lifespan opens the Backend's clients), and
 each of the Backend's clients reaches its API's real app through
 `httpx.ASGITransport`. Checkins runs over a SQLite event store on a clock the tests
-move; a relay stands in for the outbox and Kafka, as in cli/tests: it delivers each
-newly stored history record, as its okr.kr-events.v1 envelope, to the rollup
-(scoring into a SQLite score store) and to drift, and the rollup's scores to drift.
+move; the root conftest's relay stands in for the outbox and Kafka (as in cli/tests):
+it delivers each newly stored history record to the rollup and drift, and the
+rollup's scores to drift.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,17 +23,11 @@ from fastapi.testclient import TestClient
 
 from okr_checkins.application import CheckinsApplication
 from okr_checkins.http import install_api as install_checkins
-from okr_contracts.export import envelope_of
-from okr_contracts.topics import KR_EVENTS_TOPIC, SCORES_TOPIC
 from okr_drift.application import DriftService
 from okr_drift.http import install_api as install_drift
-from okr_drift.store import SqliteDriftStore
-from okr_rollup.application import RollupService
 from okr_rollup.http import install_api as install_rollup
-from okr_rollup.store import ScoreStore, SqliteScoreStore
+from okr_rollup.store import ScoreStore
 from okr_runtime.auth import Authenticator, TokenEntry, TokenFile, TokenRole, hash_token
-from okr_runtime.health import health_router
-from okr_runtime.problems import install_problem_handlers
 from okr_web.backend import Api, Backend
 from okr_web.bootstrap import create_app
 from okr_web.settings import WebSettings
@@ -54,89 +47,19 @@ HERE = "http://testserver"
 SAME_SITE = {"Origin": HERE}
 
 
-class Clock:
-    """The time checkins records at and drift evaluates at, moved by the tests."""
+@pytest.fixture
+def relay(relay: Any) -> Callable[[str], None]:
+    """The root conftest's relay, with drift's clock tick after each delivery: what the pages show is evaluated at the clock's time."""
 
-    def __init__(self) -> None:
-        self.now = START
+    def deliver(portfolio_id: str) -> None:
+        relay(portfolio_id)
+        relay.tick()
 
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def served(install: Callable[[FastAPI], None]) -> FastAPI:
-    """An app with problem+json answers, the health probes every service has, and one service's routes."""
-    app = FastAPI()
-    install_problem_handlers(app)
-    app.include_router(health_router({}))
-    install(app)
-    return app
-
-
-async def discard(records: Sequence[tuple[str, bytes]]) -> None:
-    """Drift's alert events go nowhere: its store is what its API reads."""
-
-
-class Relay:
-    """The checkins outbox and Kafka in miniature, delivering in order what checkins stored since the last call."""
-
-    def __init__(self, checkins: CheckinsApplication, scores: ScoreStore, drift: DriftService) -> None:
-        self.checkins, self.drift = checkins, drift
-        self.rollup = RollupService(scores, self._to_drift)
-        self.delivered: dict[str, int] = {}
-
-    def __call__(self, portfolio_id: str) -> None:
-        """Deliver the portfolio's new history records to the rollup and drift, then let drift evaluate at the clock's time."""
-        asyncio.run(self._deliver(portfolio_id))
-
-    async def _deliver(self, portfolio_id: str) -> None:
-        for record in self.checkins.records(portfolio_id, after=self.delivered.get(portfolio_id, 0)):
-            envelope = KR_EVENTS_TOPIC.decode(envelope_of(record).to_json_bytes())
-            await self.rollup.handle(envelope)
-            await self.drift.on_history(envelope)
-            self.delivered[portfolio_id] = int(record["position"])
-        await self.drift.tick()
-
-    async def _to_drift(self, records: Sequence[tuple[str, bytes]]) -> None:
-        for _, value in records:
-            await self.drift.on_score(SCORES_TOPIC.decode(value))
+    return deliver
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def checkins(tmp_path: Path, clock: Clock) -> Iterator[CheckinsApplication]:
-    application = CheckinsApplication(
-        {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "history.sqlite")}, clock=clock
-    )
-    yield application
-    application.close()
-
-
-@pytest.fixture
-def scores(tmp_path: Path) -> Iterator[ScoreStore]:
-    store = SqliteScoreStore(tmp_path / "rollup.sqlite")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def drift(tmp_path: Path, clock: Clock) -> Iterator[DriftService]:
-    store = SqliteDriftStore(tmp_path / "drift.sqlite")
-    yield DriftService(store, discard, clock)
-    store.close()
-
-
-@pytest.fixture
-def relay(checkins: CheckinsApplication, scores: ScoreStore, drift: DriftService) -> Relay:
-    return Relay(checkins, scores, drift)
-
-
-@pytest.fixture
-def apps(checkins: CheckinsApplication, scores: ScoreStore, drift: DriftService) -> dict[Api, FastAPI]:
+def apps(checkins: CheckinsApplication, scores: ScoreStore, drift: DriftService, served: Any) -> dict[Api, FastAPI]:
     """The real HTTP layer of each API the web service reads."""
     auth = Authenticator(TOKENS)
     return {
@@ -202,7 +125,7 @@ def sign_in(web: TestClient) -> SignIn:
 class Story:
     """A quarter of portfolio `acme`, told through the checkins API by the people in it."""
 
-    def __init__(self, apps: dict[Api, FastAPI], clock: Clock) -> None:
+    def __init__(self, apps: dict[Api, FastAPI], clock: Any) -> None:
         self.client = TestClient(apps["checkins"])
         self.clock = clock
 
@@ -263,7 +186,7 @@ class Story:
 
 
 @pytest.fixture
-def story(apps: dict[Api, FastAPI], clock: Clock, relay: Relay) -> Iterator[Story]:
+def story(apps: dict[Api, FastAPI], clock: Any, relay: Callable[[str], None]) -> Iterator[Story]:
     """The quarter told and delivered to the rollup and drift; the clock an hour after the last thing recorded."""
     told = Story(apps, clock)
     told.define()
