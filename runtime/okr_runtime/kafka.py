@@ -114,6 +114,22 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication_
         await admin.close()
 
 
+async def require_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> None:
+    """Fail unless every topic exists: where deploy tooling owns the topics, a missing one is a deployment error."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="okrstream-topic-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    missing = sorted(s.name for s in specs if s.name not in existing)
+    if missing:
+        raise TopicCreationError(
+            f"topics missing: {', '.join(missing)}; OKR_KAFKA_CREATE_TOPICS=false expects them to exist"
+            " (created by the chart's KafkaTopic resources or its topics job, see docs/deploy.md)"
+        )
+
+
 def _new_topic(spec: TopicSpec, replication_factor: int) -> NewTopic:
     config = spec.config()
     config["min.insync.replicas"] = str(min(spec.min_insync_replicas, replication_factor))

@@ -23,7 +23,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from okr_contracts.topics import TOPICS, TopicSpec, dead_letter_spec
 from okr_runtime.health import ReadinessCheck, health_router
-from okr_runtime.kafka import ensure_topics
+from okr_runtime.kafka import ensure_topics, require_topics
 from okr_runtime.problems import install_problem_handlers
 from okr_runtime.settings import RuntimeSettings
 from okr_runtime.telemetry import Telemetry
@@ -55,9 +55,12 @@ def service_app(parts: ServiceParts, *, title: str, description: str = "") -> Fa
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         topics: list[TopicSpec] = [*TOPICS, *(dead_letter_spec(g) for g in parts.consumer_groups)]
-        created = await ensure_topics(parts.settings.kafka_bootstrap, topics, parts.settings.kafka_replication_factor)
-        if created:
-            log.info("created topics %s", ", ".join(created))
+        if parts.settings.kafka_create_topics:
+            created = await ensure_topics(parts.settings.kafka_bootstrap, topics, parts.settings.kafka_replication_factor)
+            if created:
+                log.info("created topics %s", ", ".join(created))
+        else:
+            await require_topics(parts.settings.kafka_bootstrap, topics)
         for hook in parts.on_startup:
             await hook()
         await parts.broker.start()

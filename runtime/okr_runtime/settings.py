@@ -30,6 +30,11 @@ class RuntimeSettings(BaseSettings):
         validation_alias="OKR_KAFKA_REPLICATION_FACTOR",
         description="Replication factor when this service creates topics (3 in production, via deploy/).",
     )
+    kafka_create_topics: bool = Field(
+        default=True,
+        validation_alias="OKR_KAFKA_CREATE_TOPICS",
+        description="Create missing topics at start-up; when false (topics managed by deploy/), a missing topic stops the start.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", validation_alias="OKR_LOG_LEVEL")
     log_format: Literal["json", "text"] = Field(default="json", validation_alias="OKR_LOG_FORMAT")
     otlp_endpoint: str | None = Field(
