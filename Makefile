@@ -3,11 +3,12 @@ SHELL := /bin/bash
 UV_VERSION := 0.13.8
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
+HELM := $(TOOLS)/bin/helm
 PYTHON ?= python3
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: run test lint types schemas publish-schemas bench-checkins bench-rollup bench-drift bench-connectors bench-notifier readout-preview screenshots clean
+.PHONY: run test lint types schemas publish-schemas bench-checkins bench-rollup bench-drift bench-connectors bench-notifier readout-preview screenshots chart clean
 
 # uv itself comes from PyPI into a private venv, pinned, so a fresh machine needs only Python 3.11+.
 $(UV):
@@ -17,6 +18,10 @@ $(UV):
 .venv/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --locked --python 3.11
 	touch $@
+
+# Helm (pinned in the script) renders the chart in the deploy tests; built from its Go module.
+$(HELM): deploy/tools/helm.sh
+	bash deploy/tools/helm.sh
 
 run: .venv/.synced
 	bash deploy/local/run.sh
@@ -29,8 +34,9 @@ types: .venv/.synced
 	$(UV) run --locked mypy
 	for tests in services/*/tests audit/tests cli/tests; do $(UV) run --locked mypy $$tests/*.py || exit 1; done
 
-test: lint types
+test: lint types $(HELM)
 	$(UV) run --locked python -m okr_contracts.schemas check
+	$(UV) run --locked python -m okr_contracts.deploy check
 	$(UV) run --locked python -m okr_runtime.asyncapi check
 	$(UV) run --locked python -m okr_checkins.openapi check
 	$(UV) run --locked python -m okr_rollup.openapi check
@@ -40,6 +46,7 @@ test: lint types
 
 schemas: .venv/.synced
 	$(UV) run --locked python -m okr_contracts.schemas write
+	$(UV) run --locked python -m okr_contracts.deploy write
 	$(UV) run --locked python -m okr_runtime.asyncapi write
 	$(UV) run --locked python -m okr_checkins.openapi write
 	$(UV) run --locked python -m okr_rollup.openapi write
@@ -64,6 +71,11 @@ readout-preview: .venv/.synced
 screenshots: .venv/.synced
 	bash deploy/local/chromium.sh ensure
 	$(UV) run --locked pytest tests/browser -q --screenshots docs/screenshots
+
+# The chart rendered with its defaults, for a look (the deploy tests render and validate every variant).
+chart: $(HELM)
+	$(HELM) lint deploy/helm/okrstream
+	$(HELM) template okrstream deploy/helm/okrstream --namespace okrstream --kube-version 1.35.0
 
 clean:
 	-bash deploy/local/kafka.sh stop

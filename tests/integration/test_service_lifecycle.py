@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import signal
 import socket
 import sys
@@ -14,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from okr_contracts import TOPICS, dead_letter_topic
-from okr_runtime.kafka import create_broker
+from okr_runtime.kafka import TopicCreationError, create_broker
 from okr_runtime.service import ServiceParts, service_app
 from okr_runtime.settings import RuntimeSettings
 from okr_runtime.telemetry import create_telemetry
@@ -51,6 +53,43 @@ async def test_a_service_creates_the_registry_topics_and_reports_ready(kafka_boo
     dead = await topic_configs(kafka_bootstrap, dead_letter_topic(f"g-{unique}"))
     assert dead["retention.ms"] == str(30 * 24 * 3600 * 1000)
     assert {t.name for t in TOPICS} <= set(await list_topics(kafka_bootstrap))
+
+
+async def test_where_the_deploy_owns_the_topics_a_missing_one_stops_the_start_and_the_topics_job_creates_it(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    group = f"g-{unique}"
+    settings = RuntimeSettings(service_name=f"svc-{unique}", kafka_bootstrap=kafka_bootstrap, kafka_create_topics=False)
+    telemetry = create_telemetry(settings)
+    parts = ServiceParts(settings, telemetry, create_broker(settings, telemetry), consumer_groups=(group,))
+    app = service_app(parts, title="t")
+    with pytest.raises(TopicCreationError, match=re.escape(dead_letter_topic(group))):
+        async with app.router.lifespan_context(app):
+            pass
+    assert dead_letter_topic(group) not in await list_topics(kafka_bootstrap)
+
+    # The chart's topics job: the admin command, with the group's dead-letter topic.
+    job = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "okr_runtime.admin",
+        "create-topics",
+        f"--dead-letter-group={group}",
+        env={**os.environ, "OKR_KAFKA_BOOTSTRAP": kafka_bootstrap},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    output, _ = await job.communicate()
+    assert job.returncode == 0
+    assert re.search(rf"{re.escape(dead_letter_topic(group))}\s+created", output.decode())
+    assert (await topic_configs(kafka_bootstrap, dead_letter_topic(group)))["retention.ms"] == str(30 * 24 * 3600 * 1000)
+
+    telemetry = create_telemetry(settings)
+    parts = ServiceParts(settings, telemetry, create_broker(settings, telemetry), consumer_groups=(group,))
+    app = service_app(parts, title="t")
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/health/ready")).status_code == 200
 
 
 async def list_topics(bootstrap: str) -> list[str]:

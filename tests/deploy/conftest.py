@@ -1,0 +1,114 @@
+"""Rendering the Helm chart for the deploy tests: the pinned Helm that `make test` installs (deploy/tools/helm.sh)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "deploy" / "helm" / "okrstream"
+HELM = REPO / ".tools" / "bin" / "helm"
+
+Render = Callable[..., list[dict[str, Any]]]
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """The pinned Helm binary; missing means the set-up did not run, which is a failure, not a skip."""
+    if not HELM.exists():
+        pytest.fail(f"{HELM} is missing: `make test` builds it (bash deploy/tools/helm.sh)")
+    return HELM
+
+
+@pytest.fixture(scope="session")
+def render_text(helm: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`helm template` of the chart with extra values; the completed process, for tests of failures."""
+    counter = iter(range(1_000_000))
+
+    def run(
+        values: dict[str, Any] | None = None, *, kube_version: str = "1.35.0", release: str = "okr"
+    ) -> subprocess.CompletedProcess[str]:
+        path = tmp_path_factory.mktemp("values") / f"values-{next(counter)}.yaml"
+        path.write_text(yaml.safe_dump(values or {}))
+        command = [
+            str(helm),
+            "template",
+            release,
+            str(CHART),
+            "--namespace",
+            "okrstream",
+            "--kube-version",
+            kube_version,
+            "--values",
+            str(path),
+        ]
+        return subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def render(render_text: Callable[..., subprocess.CompletedProcess[str]]) -> Render:
+    """The chart's objects for the given values (fails the test on a rendering error)."""
+
+    def run(values: dict[str, Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        done = render_text(values, **kwargs)
+        if done.returncode:
+            pytest.fail(f"helm template failed:\n{done.stderr}")
+        return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def subscriptions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[str, str]]]:
+    """(topic, consumer group) of every subscription each service's composition root makes, with default settings.
+
+    Each service is built as its ``__main__`` builds it (SQLite stores in a temporary
+    directory, nothing started); its broker is kept to read the subscriptions from.
+    """
+    import importlib
+    import os
+    from unittest import mock
+
+    from okr_runtime.tokens import issue
+
+    home = tmp_path_factory.mktemp("services")
+    tokens = home / "tokens.json"
+    issue(tokens, "ops@example.com", ["portfolio_lead"], ["demo"])
+    found: dict[str, list[tuple[str, str]]] = {}
+    for name in ("checkins", "rollup", "drift", "connectors", "notifier", "web"):
+        env = {
+            "OKR_EVENT_STORE": "sqlite",
+            "OKR_SQLITE_PATH": str(home / "events.sqlite"),
+            f"OKR_{name.upper()}_TOKENS_FILE": str(tokens),
+            f"OKR_{name.upper()}_SQLITE_PATH": str(home / f"{name}.sqlite"),
+        }
+        bootstrap = importlib.import_module(f"okr_{name}.bootstrap")
+        settings_module = importlib.import_module(f"okr_{name}.settings")
+        [settings_class] = [
+            value
+            for key, value in vars(settings_module).items()
+            if key.endswith("Settings") and value.__module__ == settings_module.__name__
+        ]
+        brokers: list[Any] = []
+        real = getattr(bootstrap, "create_broker", None)
+
+        def keep(*args: Any, _real: Any = real, _brokers: list[Any] = brokers, **kwargs: Any) -> Any:
+            broker = _real(*args, **kwargs)
+            _brokers.append(broker)
+            return broker
+
+        with mock.patch.dict(os.environ, env):
+            if real is None:
+                bootstrap.create_app(settings_class())
+            else:
+                with mock.patch.object(bootstrap, "create_broker", keep):
+                    bootstrap.create_app(settings_class())
+        found[name] = sorted((topic, s.group_id) for b in brokers for s in b.subscribers for topic in s.topic_names)
+    return found
