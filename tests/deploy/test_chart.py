@@ -444,3 +444,20 @@ def test_helm_lint_is_clean_in_strict_mode(helm: Path) -> None:
 
     done = subprocess.run([str(helm), "lint", "--strict", str(CHART)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"kafka": {"topics": {"mode": "kraft"}}}, "at '/kafka/topics/mode': value must be one of 'strimzi', 'job', 'none'"),
+        ({"services": {"drift": {"shard": 2}}}, "at '/services/drift': additional properties 'shard' not allowed"),
+        ({"services": {"connectors": {"replicas": 2}}}, "at '/services/connectors/replicas'"),
+        ({"services": {"web": {"env": {"WEB_PORT": "1"}}}}, "at '/services/web/env'"),
+        ({"postgres": {"schema": "Okr-Stream"}}, "at '/postgres/schema'"),
+        ({"kafka": {"bootstrap": "kafka"}}, "at '/kafka/bootstrap'"),
+    ],
+)
+def test_bad_values_are_refused_with_the_key_named(render_text: Any, values: dict[str, Any], message: str) -> None:
+    done = render_text(values)
+    assert done.returncode != 0
+    assert message in done.stderr, done.stderr
