@@ -452,7 +452,7 @@ def test_helm_lint_is_clean_in_strict_mode(helm: Path) -> None:
         ({"kafka": {"topics": {"mode": "kraft"}}}, "at '/kafka/topics/mode': value must be one of 'strimzi', 'job', 'none'"),
         ({"services": {"drift": {"shard": 2}}}, "at '/services/drift': additional properties 'shard' not allowed"),
         ({"services": {"connectors": {"replicas": 2}}}, "at '/services/connectors/replicas'"),
-        ({"services": {"web": {"env": {"WEB_PORT": "1"}}}}, "at '/services/web/env'"),
+        ({"services": {"web": {"env": {"WEB_PORT": "1"}}}}, "'WEB_PORT' does not match pattern '^OKR_[A-Z0-9_]+$'"),
         ({"postgres": {"schema": "Okr-Stream"}}, "at '/postgres/schema'"),
         ({"kafka": {"bootstrap": "kafka"}}, "at '/kafka/bootstrap'"),
     ],
