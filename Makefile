@@ -4,6 +4,7 @@ UV_VERSION := 0.13.8
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 HELM := $(TOOLS)/bin/helm
+STRIMZI := $(TOOLS)/strimzi/node_modules/.package-lock.json.installed
 PYTHON ?= python3
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
@@ -23,6 +24,10 @@ $(UV):
 $(HELM): deploy/tools/helm.sh
 	bash deploy/tools/helm.sh
 
+# Strimzi's CRD schemas (an npm package, pinned in its lockfile) validate the chart's KafkaTopic resources.
+$(STRIMZI): deploy/tools/strimzi/package-lock.json deploy/tools/strimzi/validate.mjs
+	bash deploy/tools/strimzi/install.sh
+
 run: .venv/.synced
 	bash deploy/local/run.sh
 
@@ -34,7 +39,7 @@ types: .venv/.synced
 	$(UV) run --locked mypy
 	for tests in services/*/tests audit/tests cli/tests; do $(UV) run --locked mypy $$tests/*.py || exit 1; done
 
-test: lint types $(HELM)
+test: lint types $(HELM) $(STRIMZI)
 	$(UV) run --locked python -m okr_contracts.schemas check
 	$(UV) run --locked python -m okr_contracts.deploy check
 	$(UV) run --locked python -m okr_runtime.asyncapi check

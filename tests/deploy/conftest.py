@@ -112,3 +112,24 @@ def subscriptions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tu
                     bootstrap.create_app(settings_class())
         found[name] = sorted((topic, s.group_id) for b in brokers for s in b.subscribers for topic in s.topic_names)
     return found
+
+
+STRIMZI_VALIDATOR = REPO / ".tools" / "strimzi" / "validate.mjs"
+
+
+@pytest.fixture(scope="session")
+def strimzi_problems() -> Callable[[list[dict[str, Any]]], list[str]]:
+    """Validate Strimzi resources against Strimzi's CRD schemas; the invalid ones, one line each."""
+    import json
+    import shutil
+
+    node = shutil.which("node")
+    if not STRIMZI_VALIDATOR.exists() or not node:
+        pytest.fail(f"{STRIMZI_VALIDATOR} or node is missing: `make test` installs it (bash deploy/tools/strimzi/install.sh)")
+
+    def run(objects: list[dict[str, Any]]) -> list[str]:
+        done = subprocess.run([node, str(STRIMZI_VALIDATOR)], input=json.dumps(objects), capture_output=True, text=True, check=False)
+        assert done.returncode in (0, 1), done.stderr
+        return done.stdout.splitlines()
+
+    return run

@@ -177,6 +177,17 @@ def test_strimzi_topics_are_the_registry_and_the_dead_letter_topics_of_every_gro
     assert topics["okr.scores.v1"]["spec"]["config"]["cleanup.policy"] == "compact"
 
 
+@pytest.mark.parametrize("api_version", ["kafka.strimzi.io/v1", "kafka.strimzi.io/v1beta2"])
+def test_kafka_topics_are_valid_against_strimzis_schemas(render: Any, strimzi_problems: Any, api_version: str) -> None:
+    topics = of_kind(render({"kafka": {"topics": {"strimzi": {"apiVersion": api_version}}}}), "KafkaTopic")
+    assert topics
+    assert strimzi_problems(topics) == []
+    broken = deep_merge(topics[0], {"spec": {"partitions": "twelve", "replicas": 0}})
+    [problem] = strimzi_problems([broken])
+    assert "spec/partitions must be integer" in problem
+    assert "spec/replicas must be >= 1" in problem
+
+
 def test_without_strimzi_a_hook_job_creates_the_same_topics_with_the_admin_client(render: Any) -> None:
     objects = render({"kafka": {"topics": {"mode": "job", "replicationFactor": 3}}, "services": {"drift": {"shards": 2}}})
     assert not of_kind(objects, "KafkaTopic")
