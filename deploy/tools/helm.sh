@@ -26,6 +26,8 @@ GO=$(command -v go || true)
 [[ -n $GO ]] || { log "error: no Go toolchain (go on PATH or /usr/local/go/bin/go); Helm $HELM_VERSION is built from its Go module"; exit 1; }
 
 mkdir -p "$BIN"
+# Go keeps its module and build caches under HOME; a CI runner without one gets them under .tools.
+if [[ -z ${HOME:-} ]]; then export HOME="$ROOT/.tools/home"; fi
 log "building Helm $HELM_VERSION with $("$GO" version | cut -d' ' -f3) (about a minute the first time)"
 # CGO off gives a static binary and needs no C toolchain; -trimpath keeps the build reproducible.
 version_flag="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"

@@ -304,6 +304,8 @@ def test_every_environment_variable_is_a_setting_of_the_service_and_they_load(
     _, objects = scenario
     for name, container, _ in service_containers(objects):
         assert env_problems(name, container) == []
+        required_files = {alias for alias in aliases(SETTINGS[name]) if alias.endswith("_TOKENS_FILE")}
+        assert required_files <= {e["name"] for e in container["env"]}, f"{name}: its API needs its tokens file"
         with monkeypatch.context() as patch:
             for var, value in resolved_env(container).items():
                 patch.setenv(var, value)
