@@ -9,6 +9,9 @@ or the message was written to the consumer group's dead-letter topic:
 - any other error is taken as transient: the offset is rewound and the message
   retried with a doubling backoff, up to ``dlq_max_attempts``; then it is
   dead-lettered with the last error as the reason.
+
+Each delivery is counted on ``okr.messages.processed`` with its outcome:
+``processed``, ``dead_lettered``, or ``retried`` (it raised, so Kafka delivers it again).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from faststream.middlewares import AckPolicy
 
 from okr_contracts.envelope import Envelope, EventPayload, Headers
 from okr_contracts.topics import MalformedMessage, TopicSpec, UnknownEventType, dead_letter_topic
+from okr_runtime.instruments import GROUP, MESSAGES_PROCESSED, TOPIC
 from okr_runtime.settings import RuntimeSettings
+from okr_runtime.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +53,15 @@ class Delivery:
 
 
 Handler = Callable[[Envelope[EventPayload], Delivery], Awaitable[None]]
+Outcome = Literal["processed", "dead_lettered", "retried"]
 
 
 class DeadLetterRouter:
     """Decides, per message, between processing, retrying and dead-lettering."""
 
-    def __init__(self, broker: KafkaBroker, spec: TopicSpec, group_id: str, handler: Handler, settings: RuntimeSettings) -> None:
+    def __init__(
+        self, broker: KafkaBroker, spec: TopicSpec, group_id: str, handler: Handler, settings: RuntimeSettings, telemetry: Telemetry
+    ) -> None:
         self.broker = broker
         self.spec = spec
         self.group_id = group_id
@@ -62,27 +70,40 @@ class DeadLetterRouter:
         self.backoff_s = settings.dlq_retry_backoff_s
         self.dead_letter_topic = dead_letter_topic(group_id)
         self._attempts: dict[tuple[int, int], int] = {}
+        self._finished = telemetry.counter(MESSAGES_PROCESSED)
 
     async def consume(self, message: KafkaMessage) -> None:
         """Process one message; raising asks FastStream to rewind and redeliver it."""
         delivery = _delivery_of(message)
         try:
+            outcome = await self._process(message, delivery)
+        except Exception:
+            self._count(delivery, "retried")
+            raise
+        self._count(delivery, outcome)
+
+    async def _process(self, message: KafkaMessage, delivery: Delivery) -> Outcome:
+        try:
             envelope = self.spec.decode(message.body)
             await self.handler(envelope, delivery)
         except (MalformedMessage, UnknownEventType, Rejected) as exc:
             await self._dead_letter(message, delivery, exc, attempts=1)
+            return "dead_lettered"
         except Exception as exc:
-            await self._retry_or_dead_letter(message, delivery, exc)
-        else:
-            self._attempts.pop((delivery.partition, delivery.offset), None)
+            return await self._retry_or_dead_letter(message, delivery, exc)
+        self._attempts.pop((delivery.partition, delivery.offset), None)
+        return "processed"
 
-    async def _retry_or_dead_letter(self, message: KafkaMessage, delivery: Delivery, exc: Exception) -> None:
+    def _count(self, delivery: Delivery, outcome: Outcome) -> None:
+        self._finished.add(1, {TOPIC: delivery.topic, GROUP: self.group_id, "outcome": outcome})
+
+    async def _retry_or_dead_letter(self, message: KafkaMessage, delivery: Delivery, exc: Exception) -> Outcome:
         position = (delivery.partition, delivery.offset)
         attempts = self._attempts.get(position, 0) + 1
         if attempts >= self.max_attempts:
             self._attempts.pop(position, None)
             await self._dead_letter(message, delivery, exc, attempts=attempts)
-            return
+            return "dead_lettered"
         self._attempts[position] = attempts
         delay = self.backoff_s * 2 ** (attempts - 1)
         log.warning(
@@ -127,10 +148,11 @@ def subscribe(
     group_id: str,
     handler: Handler,
     settings: RuntimeSettings,
+    telemetry: Telemetry,
     auto_offset_reset: Literal["latest", "earliest", "none"] = "earliest",
 ) -> DefaultSubscriber:
-    """Register `handler` for `spec` in consumer group `group_id`, with dead-letter routing."""
-    router = DeadLetterRouter(broker, spec, group_id, handler, settings)
+    """Register `handler` for `spec` in consumer group `group_id`, with dead-letter routing, counting each outcome."""
+    router = DeadLetterRouter(broker, spec, group_id, handler, settings, telemetry)
     subscriber = broker.subscriber(
         spec.name,
         group_id=group_id,

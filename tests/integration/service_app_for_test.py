@@ -30,7 +30,7 @@ def main(bootstrap: str, port: int, group: str) -> None:
     configure_logging(settings)
     telemetry = create_telemetry(settings)
     broker = create_broker(settings, telemetry)
-    subscribe(broker, topic("okr.kr-events.v1"), group_id=group, handler=on_event, settings=settings)
+    subscribe(broker, topic("okr.kr-events.v1"), group_id=group, handler=on_event, settings=settings, telemetry=telemetry)
     parts = ServiceParts(settings, telemetry, broker, consumer_groups=(group,), on_shutdown=(on_shutdown,))
     serve(service_app(parts, title="test service"), settings)
 

@@ -80,7 +80,7 @@ async def test_every_contract_round_trips_through_kafka_with_its_trace_context(k
             all_received.set()
 
     for spec in specs.values():
-        subscribe(consumer, spec, group_id=f"roundtrip-{unique}", handler=handle, settings=consumer_settings)
+        subscribe(consumer, spec, group_id=f"roundtrip-{unique}", handler=handle, settings=consumer_settings, telemetry=consumer_telemetry)
 
     sent: dict[str, tuple[Envelope[EventPayload], int, TopicSpec]] = {}
     tracer = producer_telemetry.tracer_provider.get_tracer("test")
@@ -139,7 +139,7 @@ async def test_messages_that_cannot_be_processed_reach_the_dead_letter_topic_wit
         if kr_id == "last":
             done.set()
 
-    subscribe(consumer, spec, group_id=group, handler=handle, settings=settings)
+    subscribe(consumer, spec, group_id=group, handler=handle, settings=settings, telemetry=telemetry)
     poison = [
         b"\x00\x01 not json",
         b'{"type": "SomethingElse", "data": {}}',

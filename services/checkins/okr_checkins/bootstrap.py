@@ -17,8 +17,9 @@ from okr_runtime.auth import Authenticator
 from okr_runtime.consumer import subscribe
 from okr_runtime.eventstore import ensure_schema, event_store_env
 from okr_runtime.kafka import create_broker
+from okr_runtime.lag import ConsumerLag
 from okr_runtime.service import ServiceParts, service_app
-from okr_runtime.telemetry import Telemetry, create_telemetry
+from okr_runtime.telemetry import Telemetry, create_telemetry, observe_backlog
 
 DESCRIPTION = """The write side of okrstream: define portfolios, products, teams, cycles, objectives and key results;
 record check-ins, values, target changes, retirements, escalations and recovery plans. Every change is an event
@@ -42,8 +43,11 @@ def create_app(settings: CheckinsSettings, *, clock: Clock | None = None, teleme
         idle_s=settings.relay_idle_s,
         retry_s=settings.relay_retry_s,
     )
+    observe_backlog(telemetry, "checkins_outbox", relay.backlog)
     kpi = KpiRecorder(checkins)
-    subscribe(broker, topic("okr.metrics.v1"), group_id=settings.kpi_group, handler=kpi.handle, settings=settings)
+    metrics = topic("okr.metrics.v1")
+    subscribe(broker, metrics, group_id=settings.kpi_group, handler=kpi.handle, settings=settings, telemetry=telemetry)
+    lag = ConsumerLag.watch(settings, telemetry, {settings.kpi_group: [metrics.name]})
 
     async def store_ready() -> bool:
         await asyncio.to_thread(checkins.recorder.max_notification_id)
@@ -60,7 +64,7 @@ def create_app(settings: CheckinsSettings, *, clock: Clock | None = None, teleme
         consumer_groups=(settings.kpi_group,),
         readiness={"event_store": store_ready},
         on_shutdown=(close,),
-        background=(relay.run,),
+        background=(relay.run, lag.run),
     )
     app = service_app(parts, title="okrstream checkins", description=DESCRIPTION)
     install_api(app, checkins, auth)

@@ -29,6 +29,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate
 
 from okr_checkins.application import CheckinsApplication
+from okr_checkins.backlog import unpublished_count
 from okr_checkins.domain.portfolio import Portfolio
 from okr_contracts.export import envelope_of
 from okr_contracts.topics import topic
@@ -90,6 +91,10 @@ class OutboxRelay:
     def position(self) -> int:
         """The last notification id whose event Kafka acknowledged."""
         return self.tracking.max_tracking_id(TRACKING_NAME) or 0
+
+    def backlog(self) -> int:
+        """How many stored history events Kafka has not acknowledged yet."""
+        return unpublished_count(self.app.recorder, self.position(), HISTORY_TOPICS)
 
     async def run(self) -> None:
         """Relay until cancelled; Kafka errors back off and retry from the recorded position."""

@@ -29,7 +29,7 @@ from okr_runtime.auth import Authenticator
 from okr_runtime.kafka import create_broker
 from okr_runtime.service import Loop, ServiceParts, service_app
 from okr_runtime.sqlstore import open_sql_store
-from okr_runtime.telemetry import Telemetry, create_telemetry
+from okr_runtime.telemetry import Telemetry, create_telemetry, observe_backlog
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ def create_app(
     file_mapping = Mapping.load(settings.mapping_file) if settings.mapping_file else Mapping()
     mapping = LiveMapping(file_mapping, store)  # the file, then the portfolios' stored mappings, read as they change
     relay = OutboxRelay(store, broker, idle_s=settings.relay_idle_s)
+    observe_backlog(telemetry, "connector_outbox", store.unpublished_count)
     webhooks = Webhooks(settings, store, mapping, relay.notify, clock)
 
     client = httpx.AsyncClient(timeout=30)  # connects on first use; closed at shutdown

@@ -159,6 +159,12 @@ class ConnectorStore(MappingTables):
             )
             return [(row[0], Outgoing(row[1], row[2], row[3].encode())) for row in cur.fetchall()]
 
+    def unpublished_count(self) -> int:
+        """How many normalised events await publishing (the outbox backlog)."""
+        with self.transaction() as cur:
+            cur.execute("SELECT COUNT(*) FROM connector_outbox WHERE NOT published")
+            return int(cur.fetchone()[0])
+
     def mark_published(self, row_ids: Sequence[int]) -> None:
         """Note that these outbox rows reached Kafka."""
         if row_ids:

@@ -4,7 +4,8 @@ Every input is folded into its portfolio's facts, the touched nodes are
 evaluated at the clock's time, and the changed facts, alerts and lifecycle
 events are stored in one transaction before the events are published and the
 consumer commits the offset. A redelivered input changes no fact, so it raises
-nothing. All work on one portfolio runs under that portfolio's lock.
+nothing. All work on one portfolio runs under that portfolio's lock. Each alert
+raised is reported to ``on_raised`` once, when it is first stored (for metrics).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
+from okr_contracts.alerts import AlertRaised
 from okr_contracts.delivery import SignalRaised, WorkItemChanged
 from okr_contracts.envelope import Envelope, EventPayload
 from okr_contracts.kr_events import KrEvent
@@ -34,6 +36,8 @@ Publish = Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]
 """Publishes (portfolio id, envelope value) pairs on okr.alerts.v1, in order, returning once Kafka acknowledged them."""
 Owns = Callable[[str], bool]
 """Whether this shard evaluates a portfolio."""
+Raised = Callable[[Alert], None]
+"""Told of each alert when it is raised and stored."""
 
 
 class NotThisShard(LookupError):
@@ -43,11 +47,14 @@ class NotThisShard(LookupError):
 class DriftService:
     """Holds the shard's portfolios in memory; the store has the same facts and alerts for restarts."""
 
-    def __init__(self, store: DriftStore, publish: Publish, clock: Clock, owns: Owns = lambda _: True) -> None:
+    def __init__(
+        self, store: DriftStore, publish: Publish, clock: Clock, owns: Owns = lambda _: True, *, on_raised: Raised = lambda _: None
+    ) -> None:
         self.store = store
         self.publish = publish
         self.clock = clock
         self.owns = owns
+        self.on_raised = on_raised
         self.drifts: dict[str, PortfolioDrift] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._flushing = asyncio.Lock()
@@ -203,6 +210,9 @@ class DriftService:
         except BaseException:
             await self._reload(drift.portfolio_id)  # memory is ahead of the store now
             raise
+        for change in changes:
+            if isinstance(change.event, AlertRaised):
+                self.on_raised(change.alert)
 
     async def _reload(self, portfolio_id: str) -> None:
         """Replace a portfolio's memory with what the store holds."""

@@ -10,14 +10,16 @@ from fastapi import FastAPI
 from okr_contracts.topics import ALERTS_TOPIC, DELIVERY_TOPIC, KR_EVENTS_TOPIC, SCORES_TOPIC
 from okr_drift.application import Clock, DriftService
 from okr_drift.http import install_api
+from okr_drift.metrics import count_raised
 from okr_drift.settings import DriftSettings
 from okr_drift.store import DriftStore, PostgresDriftStore, SqliteDriftStore
 from okr_runtime.auth import Authenticator
 from okr_runtime.consumer import subscribe
 from okr_runtime.kafka import create_broker, stored_publisher
+from okr_runtime.lag import ConsumerLag
 from okr_runtime.service import ServiceParts, service_app
 from okr_runtime.sqlstore import open_sql_store
-from okr_runtime.telemetry import Telemetry, create_telemetry
+from okr_runtime.telemetry import Telemetry, create_telemetry, observe_backlog
 
 DESCRIPTION = """Drift alerts for every key result of a portfolio: stale, off-track, not moving, confidence falling,
 busy but flat, and quality. Evaluated on `okr.kr-events.v1`, `okr.scores.v1`, `okr.delivery.v1` and a clock;
@@ -36,11 +38,13 @@ def create_app(settings: DriftSettings, *, telemetry: Telemetry | None = None, c
     telemetry = telemetry or create_telemetry(settings)
     broker = create_broker(settings, telemetry)
     store = open_store(settings)
-    drift = DriftService(store, stored_publisher(broker, ALERTS_TOPIC), clock, settings.owns)
+    drift = DriftService(store, stored_publisher(broker, ALERTS_TOPIC), clock, settings.owns, on_raised=count_raised(telemetry))
     group = settings.consumer_group
-    subscribe(broker, KR_EVENTS_TOPIC, group_id=group, handler=drift.on_history, settings=settings)
-    subscribe(broker, SCORES_TOPIC, group_id=group, handler=drift.on_score, settings=settings)
-    subscribe(broker, DELIVERY_TOPIC, group_id=group, handler=drift.on_delivery, settings=settings)
+    inputs = {KR_EVENTS_TOPIC: drift.on_history, SCORES_TOPIC: drift.on_score, DELIVERY_TOPIC: drift.on_delivery}
+    for spec, handler in inputs.items():
+        subscribe(broker, spec, group_id=group, handler=handler, settings=settings, telemetry=telemetry)
+    lag = ConsumerLag.watch(settings, telemetry, {group: [spec.name for spec in inputs]})
+    observe_backlog(telemetry, "drift_outbox", store.unpublished_count)
 
     async def store_ready() -> bool:
         await asyncio.to_thread(store.ping)
@@ -60,7 +64,7 @@ def create_app(settings: DriftSettings, *, telemetry: Telemetry | None = None, c
         readiness={"drift_store": store_ready},
         on_startup=(drift.start,),
         on_shutdown=(close,),
-        background=(clock_loop,),
+        background=(clock_loop, lag.run),
     )
     app = service_app(parts, title="okrstream drift", description=DESCRIPTION)
     install_api(app, drift, auth)

@@ -157,6 +157,12 @@ class DriftStore(SqlStore):
             cur.execute("SELECT id, portfolio_id, value FROM drift_outbox WHERE NOT published ORDER BY id")
             return [(row[0], row[1], row[2].encode()) for row in cur.fetchall()]
 
+    def unpublished_count(self) -> int:
+        """How many lifecycle events await publishing (the outbox backlog)."""
+        with self.transaction() as cur:
+            cur.execute("SELECT COUNT(*) FROM drift_outbox WHERE NOT published")
+            return int(cur.fetchone()[0])
+
     def mark_published(self, row_ids: Iterable[int]) -> None:
         """Note that these outbox rows reached Kafka."""
         ids = [(i,) for i in row_ids]

@@ -33,8 +33,12 @@ from okr_contracts.kr_events import (
 from okr_contracts.scores import Derivation, NodeKind, NodeScored, ScoreStatus
 from okr_drift.application import DriftService
 from okr_drift.domain.alerts import AlertClosed, AlertNotFound, AlertState, alert_id
+from okr_drift.metrics import count_raised
 from okr_drift.store import DriftStore, PostgresDriftStore, SqliteDriftStore
 from okr_runtime.consumer import Rejected
+from okr_runtime.instruments import ALERTS_RAISED, OUTBOX_BACKLOG
+from okr_runtime.telemetry import observe_backlog
+from okr_runtime.testing import MetricsProbe
 
 START = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
 """Nine in the morning of the first day of cycle q3 (July to September)."""
@@ -499,3 +503,45 @@ async def test_a_restart_loads_every_open_alert_however_many(
     await restarted.start()
     assert len(restarted.drifts[inputs.pid].book.by_id) == 503
     assert await restarted.tick() == 0
+
+
+async def test_an_alert_is_counted_once_when_first_stored_however_often_its_input_is_redelivered(
+    open_store: OpenStore, store: DriftStore, clock: Clock, inputs: Inputs
+) -> None:
+    probe = MetricsProbe("drift")
+    sent, flaky = Published(), OutboxFails(store)
+    service = DriftService(flaky, sent, clock, on_raised=count_raised(probe.telemetry))
+    await feed(service, inputs.setup())
+    unmeasurable = inputs.kr("a2", baseline=None)
+    flaky.failures = 1
+    with pytest.raises(OSError, match="no space left"):
+        await service.on_history(unmeasurable)  # nothing stored, nothing counted
+    sent.failures = 1
+    with pytest.raises(ConnectionError):
+        await service.on_history(unmeasurable)  # stored and counted; Kafka down
+    assert (probe.value(ALERTS_RAISED, {"rule": "not_measurable"}), sent.records) == (1, [])
+    await service.on_history(unmeasurable)  # redelivered: publishes what was stored
+    restarted = DriftService(open_store(), sent, clock, on_raised=count_raised(probe.telemetry))
+    await restarted.start()
+    await feed(restarted, [unmeasurable])
+
+    [alert] = store.alerts(inputs.pid)
+    assert sent.events() == [("AlertRaised", "not_measurable", "a2")]
+    assert probe.read(ALERTS_RAISED) == {frozenset({("rule", "not_measurable"), ("severity", alert.severity.value)}): 1}
+    probe.close()
+
+
+async def test_the_outbox_backlog_counts_events_kafka_has_not_acknowledged(store: DriftStore, clock: Clock, inputs: Inputs) -> None:
+    probe = MetricsProbe("drift")
+    observe_backlog(probe.telemetry, "drift_outbox", store.unpublished_count)
+    sent = Published()
+    service = DriftService(store, sent, clock)
+    await feed(service, inputs.setup())
+    assert probe.value(OUTBOX_BACKLOG, {"outbox": "drift_outbox"}) == 0
+    sent.failures = 1
+    with pytest.raises(ConnectionError):
+        await service.on_history(inputs.kr("a2", title="Launch the partner portal", baseline=None))
+    assert probe.value(OUTBOX_BACKLOG, {"outbox": "drift_outbox"}) == 2
+    await service.flush()
+    assert probe.value(OUTBOX_BACKLOG, {"outbox": "drift_outbox"}) == 0
+    probe.close()

@@ -18,15 +18,17 @@ from okr_contracts.topics import ALERTS_TOPIC, dead_letter_topic
 from okr_notifier.application import NotifierService, deliverer
 from okr_notifier.cadence import CadenceRunner, ReadApis
 from okr_notifier.dispatch import Dispatcher
+from okr_notifier.metrics import SendCounters
 from okr_notifier.routing import RoutingConfig
 from okr_notifier.senders import EmailSender, SlackSender
 from okr_notifier.sendlog import PostgresSendLog, Send, SqliteSendLog
 from okr_notifier.settings import NotifierSettings
 from okr_runtime.consumer import subscribe
 from okr_runtime.kafka import create_broker
+from okr_runtime.lag import ConsumerLag
 from okr_runtime.service import Loop, ServiceParts, service_app
 from okr_runtime.sqlstore import open_sql_store
-from okr_runtime.telemetry import Telemetry, create_telemetry
+from okr_runtime.telemetry import Telemetry, create_telemetry, observe_backlog
 
 DESCRIPTION = """Routes drift alerts from `okr.alerts.v1` to Slack and e-mail, once per alert state and recipient,
 with retries and a dead-letter topic. See docs/notifier.md."""
@@ -47,7 +49,9 @@ def create_app(
         RoutingConfig.load(settings.routing_file) if settings.routing_file else RoutingConfig(portfolios={}, link_base="http://localhost")
     )
     service = NotifierService(sends, routing, clock)
-    subscribe(broker, ALERTS_TOPIC, group_id=settings.group, handler=service.on_alert, settings=settings)
+    subscribe(broker, ALERTS_TOPIC, group_id=settings.group, handler=service.on_alert, settings=settings, telemetry=telemetry)
+    lag = ConsumerLag.watch(settings, telemetry, {settings.group: [ALERTS_TOPIC.name]})
+    observe_backlog(telemetry, "notifier_sends", sends.pending_count)
     client = httpx.AsyncClient(timeout=30)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None  # none: incoming webhooks only
     slack = SlackSender(
@@ -70,9 +74,10 @@ def create_app(
         dead_letter=dead_letterer(broker, settings.group),
         max_attempts=settings.max_attempts,
         clock=clock,
+        outcomes=SendCounters(telemetry),
     )
 
-    background: list[Loop] = [functools.partial(dispatcher.run, asyncio.Event(), settings.dispatch_idle_s)]
+    background: list[Loop] = [functools.partial(dispatcher.run, asyncio.Event(), settings.dispatch_idle_s), lag.run]
     if any(p.cadence for p in routing.portfolios.values()):
         if not (settings.drift_url and settings.rollup_url and settings.api_token):
             raise ValueError("the routing has a cadence: set OKR_NOTIFIER_DRIFT_URL, OKR_NOTIFIER_ROLLUP_URL and OKR_NOTIFIER_API_TOKEN")

@@ -14,6 +14,10 @@ backoff)`` (backoff ``uniform(0, min(max_delay, base · 2^(attempt-1)))``). A
 permanent failure, or the last of ``max_attempts``, goes to ``dead_letter`` with
 its reason, then the send is recorded dead: if the dead-letter publish fails the
 send stays pending and is tried again, rather than dying unannounced.
+
+Every attempt's outcome is also told to an :class:`Outcomes` (the service's metrics):
+sent, or failed with a short reason class (``transient``, ``permanent``, or the
+class name of an unexpected error).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from okr_notifier.senders import SendFailed
 from okr_notifier.sendlog import Send, SendLog
@@ -33,6 +38,26 @@ logger = logging.getLogger(__name__)
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class Outcomes(Protocol):
+    """Told the outcome of every delivery attempt."""
+
+    def sent(self, send: Send) -> None:
+        """The send was delivered."""
+
+    def failed(self, send: Send, reason: str) -> None:
+        """The attempt failed: `reason` is ``transient``, ``permanent`` or an unexpected error's class name."""
+
+
+class Untold:
+    """Outcomes that go nowhere."""
+
+    def sent(self, send: Send) -> None:
+        return None
+
+    def failed(self, send: Send, reason: str) -> None:
+        return None
 
 
 class Dispatcher:
@@ -50,6 +75,7 @@ class Dispatcher:
         batch_size: int = 100,
         clock: Callable[[], datetime] = _utcnow,
         rng: random.Random | None = None,
+        outcomes: Outcomes | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -62,6 +88,7 @@ class Dispatcher:
         self._batch_size = batch_size
         self._clock = clock
         self._rng = rng or random.Random()
+        self._outcomes = outcomes or Untold()
 
     async def run_once(self) -> int:
         """Attempt every send due now (up to a batch); how many were attempted."""
@@ -87,12 +114,15 @@ class Dispatcher:
         try:
             await self._deliver(send)
         except SendFailed as exc:
+            self._outcomes.failed(send, "transient" if exc.retryable else "permanent")
             await self._failed(send, exc.reason, retryable=exc.retryable, retry_after_s=exc.retry_after_s)
         except Exception as exc:
             # A bug in rendering or a sender, not an answer from the far side: retried, so it dead-letters if it persists.
             logger.exception("delivering %s failed unexpectedly", send.key)
+            self._outcomes.failed(send, type(exc).__name__)
             await self._failed(send, f"{type(exc).__name__}: {exc}", retryable=True, retry_after_s=None)
         else:
+            self._outcomes.sent(send)
             await asyncio.to_thread(self._log.record, send, "ok", at=self._clock(), detail="delivered")
 
     async def _failed(self, send: Send, reason: str, *, retryable: bool, retry_after_s: float | None) -> None:

@@ -209,6 +209,12 @@ class SendLog(SqlStore):
             found.update(dict(cur.fetchall()))
         return found
 
+    def pending_count(self) -> int:
+        """How many sends are not delivered yet, due or waiting to retry (the send log's backlog)."""
+        with self.transaction() as cur:
+            cur.execute("SELECT COUNT(*) FROM notifier_sends WHERE status = 'pending'")
+            return int(cur.fetchone()[0])
+
     def attempts(self, alert_id: str) -> list[Attempt]:
         """Every attempt at every send of one alert, in the order they happened."""
         with self.transaction() as cur:

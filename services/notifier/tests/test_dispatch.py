@@ -13,8 +13,12 @@ from typing import Any
 import pytest
 
 from okr_notifier.dispatch import Dispatcher
+from okr_notifier.metrics import SendCounters
 from okr_notifier.senders import SendFailed
 from okr_notifier.sendlog import Outcome, Send, SendLog, SqliteSendLog
+from okr_runtime.instruments import NOTIFICATIONS_FAILED, NOTIFICATIONS_SENT, OUTBOX_BACKLOG
+from okr_runtime.telemetry import observe_backlog
+from okr_runtime.testing import MetricsProbe
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -280,3 +284,43 @@ async def test_run_delivers_until_stopped(store: SendLog) -> None:
     stop.set()
     await asyncio.wait_for(task, 1)
     assert channel.delivered == ["C1", "C2"]
+
+
+async def test_each_attempt_is_counted_sent_or_failed_by_channel_and_reason_class(store: SendLog) -> None:
+    probe = MetricsProbe("notifier")
+    clock, dead = Clock(), DeadLetters()
+    channel = Channel(
+        script={"C1": [SendFailed("HTTP 503", retryable=True), KeyError("blocks")], "C_GONE": [SendFailed("gone", retryable=False)]}
+    )
+    store.enqueue([send("C1"), send("C_GONE"), send("C_OK")], now=T0)
+    dispatch = dispatcher(store, channel, dead, clock, outcomes=SendCounters(probe.telemetry))
+    await dispatch.run_once()
+    clock.advance(600)
+    await dispatch.run_once()
+    clock.advance(600)
+    await dispatch.run_once()
+
+    assert channel.delivered == ["C_OK", "C1"]
+    assert probe.read(NOTIFICATIONS_SENT) == {frozenset({("channel", "slack")}): 2}
+    assert probe.read(NOTIFICATIONS_FAILED) == {
+        frozenset({("channel", "slack"), ("reason", "transient")}): 1,
+        frozenset({("channel", "slack"), ("reason", "permanent")}): 1,
+        frozenset({("channel", "slack"), ("reason", "KeyError")}): 1,
+    }
+    probe.close()
+
+
+async def test_the_backlog_is_what_is_not_delivered_yet(store: SendLog) -> None:
+    probe = MetricsProbe("notifier")
+    observe_backlog(probe.telemetry, "notifier_sends", store.pending_count)
+    clock, dead = Clock(), DeadLetters()
+    channel = Channel(script={"C1": [SendFailed("HTTP 503", retryable=True)]})
+    store.enqueue([send("C1"), send("C2")], now=T0)
+    assert probe.value(OUTBOX_BACKLOG, {"outbox": "notifier_sends"}) == 2
+    dispatch = dispatcher(store, channel, dead, clock)
+    await dispatch.run_once()
+    assert probe.value(OUTBOX_BACKLOG, {"outbox": "notifier_sends"}) == 1  # C1 waits for its retry
+    clock.advance(600)
+    await dispatch.run_once()
+    assert probe.value(OUTBOX_BACKLOG, {"outbox": "notifier_sends"}) == 0
+    probe.close()

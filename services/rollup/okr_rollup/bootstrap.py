@@ -14,9 +14,10 @@ from okr_rollup.store import PostgresScoreStore, ScoreStore, SqliteScoreStore
 from okr_runtime.auth import Authenticator
 from okr_runtime.consumer import subscribe
 from okr_runtime.kafka import create_broker, stored_publisher
+from okr_runtime.lag import ConsumerLag
 from okr_runtime.service import ServiceParts, service_app
 from okr_runtime.sqlstore import open_sql_store
-from okr_runtime.telemetry import Telemetry, create_telemetry
+from okr_runtime.telemetry import Telemetry, create_telemetry, observe_backlog
 
 DESCRIPTION = """Live, explainable scores for every objective and key result of a portfolio, projected from
 `okr.kr-events.v1` and published on `okr.scores.v1` with their derivation. Scoring rules: docs/scoring.md."""
@@ -29,7 +30,9 @@ def create_app(settings: RollupSettings, *, telemetry: Telemetry | None = None) 
     broker = create_broker(settings, telemetry)
     store = open_store(settings)
     rollup = RollupService(store, stored_publisher(broker, SCORES_TOPIC))
-    subscribe(broker, KR_EVENTS_TOPIC, group_id=settings.group, handler=rollup.handle, settings=settings)
+    subscribe(broker, KR_EVENTS_TOPIC, group_id=settings.group, handler=rollup.handle, settings=settings, telemetry=telemetry)
+    lag = ConsumerLag.watch(settings, telemetry, {settings.group: [KR_EVENTS_TOPIC.name]})
+    observe_backlog(telemetry, "rollup_scores", store.unpublished_count)
 
     async def store_ready() -> bool:
         await asyncio.to_thread(store.portfolios)
@@ -39,7 +42,13 @@ def create_app(settings: RollupSettings, *, telemetry: Telemetry | None = None) 
         store.close()
 
     parts = ServiceParts(
-        settings, telemetry, broker, consumer_groups=(settings.group,), readiness={"score_store": store_ready}, on_shutdown=(close,)
+        settings,
+        telemetry,
+        broker,
+        consumer_groups=(settings.group,),
+        readiness={"score_store": store_ready},
+        on_shutdown=(close,),
+        background=(lag.run,),
     )
     app = service_app(parts, title="okrstream rollup", description=DESCRIPTION)
     install_api(app, store, auth)

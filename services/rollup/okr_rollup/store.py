@@ -99,6 +99,12 @@ class ScoreStore(SqlStore):
             )
             return [(score_key(portfolio_id, row[0]), _bytes(row[1])) for row in cur.fetchall()]
 
+    def unpublished_count(self) -> int:
+        """How many score records of every portfolio await publishing (the outbox backlog)."""
+        with self.transaction() as cur:
+            cur.execute("SELECT COUNT(*) FROM rollup_scores WHERE NOT published")
+            return int(cur.fetchone()[0])
+
     def mark_published(self, portfolio_id: str) -> None:
         """Note that every stored record of the portfolio reached Kafka."""
         with self.transaction() as cur:

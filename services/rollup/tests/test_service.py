@@ -59,10 +59,12 @@ async def test_records_stored_while_kafka_was_down_are_published_before_the_next
     with pytest.raises(ConnectionError):
         await service.handle(value)
     assert [key for key, _ in store.unpublished(history.pid)] == [score_key(history.pid, n) for n in ["b1", "B", "p1", "P"]]
+    assert store.unpublished_count() == 4  # the outbox backlog
     sent.fail = False
     restarted = RollupService(store, sent)
     await restarted.handle(value)  # the consumer redelivers the uncommitted event
     assert store.unpublished(history.pid) == []
+    assert store.unpublished_count() == 0
     assert sent.latest()["P"]["progress"] == pytest.approx(0.7 / 3)
     assert [node for node, _ in sent.records].count(score_key(history.pid, "b1")) == 2  # pending at definition, then 0.7 once
 
