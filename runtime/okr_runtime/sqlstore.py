@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from psycopg_pool import ConnectionPool
 
-from okr_runtime.eventstore import EventStoreConfigError, ensure_schema
+from okr_runtime.eventstore import EventStoreConfigError, schema_lock
 from okr_runtime.settings import RuntimeSettings
 
 StoreT = TypeVar("StoreT", bound="SqlStore")
@@ -84,18 +84,21 @@ class SqliteBackend(SqlStore):
 
 
 class PostgresBackend(SqlStore):
-    """A connection pool on the configured schema; table creation serialised by an advisory lock named after the class."""
+    """A connection pool on the schema, which is created with the tables under the schema's start-up lock."""
 
     placeholder = "%s"
 
     def __init__(self, dsn: str, schema: str | None = None, *, max_size: int = 4) -> None:
         options = {"options": f"-c search_path={schema}"} if schema else {}
         self._pool = ConnectionPool(dsn, min_size=1, max_size=max_size, kwargs=options, open=True, timeout=10)
-        with self.transaction() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"okrstream.{type(self).__name__}.schema",))
-            for statement in self.schema_sql.format(identity=POSTGRES_IDENTITY).split(";"):
-                if statement.strip():
-                    cur.execute(statement.encode())
+        try:
+            with schema_lock(dsn, schema), self.transaction() as cur:  # committed before the lock is released
+                for statement in self.schema_sql.format(identity=POSTGRES_IDENTITY).split(";"):
+                    if statement.strip():
+                        cur.execute(statement.encode())
+        except BaseException:
+            self._pool.close()
+            raise
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
@@ -116,5 +119,4 @@ def open_sql_store(
         return sqlite(sqlite_path)
     if not settings.postgres_dsn:
         raise EventStoreConfigError("OKR_EVENT_STORE=postgres needs OKR_POSTGRES_DSN")
-    ensure_schema(settings)
     return postgres(settings.postgres_dsn, settings.postgres_schema)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from eventsourcing.persistence import TrackingRecorder
 from fastapi import FastAPI
 
 from okr_checkins.application import CheckinsApplication, Clock
@@ -15,7 +16,7 @@ from okr_checkins.settings import CheckinsSettings
 from okr_contracts.topics import topic
 from okr_runtime.auth import Authenticator
 from okr_runtime.consumer import subscribe
-from okr_runtime.eventstore import ensure_schema, event_store_env
+from okr_runtime.eventstore import creating_tables, event_store_env
 from okr_runtime.kafka import create_broker
 from okr_runtime.lag import ConsumerLag
 from okr_runtime.service import ServiceParts, service_app
@@ -31,13 +32,11 @@ def create_app(settings: CheckinsSettings, *, clock: Clock | None = None, teleme
     auth = Authenticator.from_file(settings.tokens_file, "OKR_CHECKINS_TOKENS_FILE")
     telemetry = telemetry or create_telemetry(settings)
     broker = create_broker(settings, telemetry)
-    ensure_schema(settings)
-    env = event_store_env(settings)
-    checkins = CheckinsApplication(env, clock=clock)
+    checkins, tracking = open_event_store(settings, clock=clock)
     relay = OutboxRelay(
         checkins,
         broker,
-        tracking_recorder(env),
+        tracking,
         _lease(settings),
         batch=settings.relay_batch,
         idle_s=settings.relay_idle_s,
@@ -71,6 +70,13 @@ def create_app(settings: CheckinsSettings, *, clock: Clock | None = None, teleme
     app.state.checkins = checkins
     app.state.relay = relay
     return app
+
+
+def open_event_store(settings: CheckinsSettings, *, clock: Clock | None = None) -> tuple[CheckinsApplication, TrackingRecorder]:
+    """The history and the relay's position recorder; the library creates their tables, one replica at a time."""
+    env = event_store_env(settings)
+    with creating_tables(settings):
+        return CheckinsApplication(env, clock=clock), tracking_recorder(env)
 
 
 def _lease(settings: CheckinsSettings) -> Lease:
