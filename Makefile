@@ -9,7 +9,7 @@ PYTHON ?= python3
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: run test lint types schemas publish-schemas bench-checkins bench-rollup bench-drift bench-connectors bench-notifier readout-preview screenshots chart clean
+.PHONY: run test lint types schemas publish-schemas bench-checkins bench-rollup bench-drift bench-connectors bench-notifier bench soak readout-preview screenshots chart clean
 
 # uv itself comes from PyPI into a private venv, pinned, so a fresh machine needs only Python 3.11+.
 $(UV):
@@ -66,6 +66,8 @@ bench-rollup: .venv/.synced ; $(UV) run --locked python bench/rollup/run.py
 bench-drift: .venv/.synced ; $(UV) run --locked python bench/drift/run.py
 bench-connectors: .venv/.synced ; $(UV) run --locked python bench/connectors/run.py
 bench-notifier: .venv/.synced ; $(UV) run --locked python bench/notifier/run.py
+bench: .venv/.synced ; $(UV) run --locked python bench/run_all.py
+soak: .venv/.synced ; $(UV) run --locked python bench/load/run.py --json .local/bench/soak.json $(if $(MINUTES),--minutes $(MINUTES))
 
 # The executive readout for a sample portfolio, as HTML, text and a PNG screenshot (headless Chromium, installed if missing).
 readout-preview: .venv/.synced

@@ -19,27 +19,31 @@ KAFKA_ENV = {
 
 
 @contextmanager
-def kafka() -> Iterator[tuple[str, str]]:
-    """Bootstrap servers and where they come from: OKR_KAFKA_BOOTSTRAP, or a broker this run starts and stops."""
+def kafka(env: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
+    """Bootstrap servers and where they come from: OKR_KAFKA_BOOTSTRAP, or a broker this run starts and stops.
+
+    `env` names other ports and state dir than the benchmarks' (the soak runs its broker apart from theirs).
+    """
     if bootstrap := os.environ.get("OKR_KAFKA_BOOTSTRAP"):
         yield bootstrap, "from OKR_KAFKA_BOOTSTRAP"
         return
-    running = _kafka_script("status", check=False)
+    where = env or KAFKA_ENV
+    running = _kafka_script("status", where, check=False)
     if running:
         yield running, "already running, deploy/local/kafka.sh"
         return
-    bootstrap = _kafka_script("start")
+    bootstrap = _kafka_script("start", where)
     try:
         yield bootstrap, "started by deploy/local/kafka.sh for this run"
     finally:
-        _kafka_script("stop", check=False)
+        _kafka_script("stop", where, check=False)
 
 
-def _kafka_script(command: str, *, check: bool = True) -> str:
-    """Run deploy/local/kafka.sh on the benchmark's own ports and state dir; returns what it printed (the bootstrap)."""
+def _kafka_script(command: str, env: dict[str, str], *, check: bool = True) -> str:
+    """Run deploy/local/kafka.sh on the given ports and state dir; returns what it printed (the bootstrap)."""
     result = subprocess.run(
         ["bash", str(ROOT / "deploy" / "local" / "kafka.sh"), command],
-        env={**os.environ, **KAFKA_ENV},
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=600,

@@ -1,0 +1,221 @@
+"""Consume rates: each consuming service, as a process on a real Kafka, draining a topic filled beforehand, beside a bare aiokafka consumer.
+
+Run from the repository root: ``.venv/bin/python bench/consume/run.py`` (``make bench`` runs it with the others).
+Kafka comes from ``OKR_KAFKA_BOOTSTRAP``, or this run starts one with ``deploy/local/kafka.sh``
+(29192/29193, state in .local/bench). One service runs at a time, alone on the machine's
+cores with the broker. Its rate is measured from its consumer group's committed offsets (polled
+every 0.25 s), from the first commit to the last, so start-up is not counted.
+
+- rollup and drift: ``okr.kr-events.v1`` holding a 1,000-KR portfolio's history from bench/rollup's
+  generator (definitions, first values, then single-KR updates). drift runs first, so
+  ``okr.scores.v1`` (which it reads too, and which rollup fills) is empty while it is measured.
+- notifier: ``okr.alerts.v1`` holding bench/notifier's ``AlertRaised`` events (no routing file,
+  so nothing is sent: the figure is the intake).
+- checkins' KPI consumer: ``okr.metrics.v1`` holding ``KpiSampled`` events of a metric one key
+  result is bound to (the portfolio set up through the API first); each sample appends a value.
+
+Raw baselines on the same messages in the same run: a bare ``AIOKafkaConsumer`` in a fresh group
+from the earliest offset (auto-commit), and the same committing after every message, as the
+services' consumers do (FastStream's manual ack policy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "load"))
+from local_kafka import kafka
+from notifier.workload import alerts
+from rollup.portfolio import History, Portfolio, definitions, first_values, updates
+from system import ROOT, rss_mb, services, set_env_free
+from traffic import metric_of, scenario, set_up
+
+from okr_contracts.envelope import Envelope, EventPayload
+from okr_contracts.metrics import KpiSampled
+from okr_contracts.topics import ALERTS_TOPIC, KR_EVENTS_TOPIC, METRICS_TOPIC, TopicSpec
+from okr_runtime.lag import ConsumerLag
+
+Message = tuple[bytes, bytes]
+
+
+def main() -> None:
+    """Fill the topics, measure each service and the raw consumers, print the rows (and JSON with --json)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--updates", type=int, default=4000, help="single-KR updates after the 1,000-KR portfolio's definitions (default 4000)"
+    )
+    parser.add_argument("--alerts", type=int, default=5000, help="AlertRaised events for the notifier (default 5000)")
+    parser.add_argument("--samples", type=int, default=3000, help="KPI samples for checkins (default 3000)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds a service may take to drain its topic")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+    began = time.monotonic()
+    with kafka() as (bootstrap, origin), tempfile.TemporaryDirectory(prefix="okr-consume-") as tmp:
+        print(f"== consume rates: each service a process on Kafka at {bootstrap} ({origin}), alone; beside bare aiokafka consumers ==")
+        subprocess.run(
+            [sys.executable, "-m", "okr_runtime.admin", "create-topics", "--replication-factor", "1"],
+            env=set_env_free({"OKR_KAFKA_BOOTSTRAP": bootstrap}),
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        rows = asyncio.run(measure_all(Path(tmp), bootstrap, args))
+    for row in rows:
+        print_row(row)
+    print(f"finished in {time.monotonic() - began:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows}, indent=1))
+
+
+async def measure_all(home: Path, bootstrap: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """drift and rollup on the KR history, the notifier on alerts, checkins on KPI samples."""
+    history = _kr_history(args.updates)
+    await produce(bootstrap, KR_EVENTS_TOPIC.name, history)
+    raw = await raw_rates(bootstrap, KR_EVENTS_TOPIC.name, len(history))
+    rows = [await service_rate("drift", home / "drift", bootstrap, KR_EVENTS_TOPIC, len(history), raw, args.timeout)]
+    rows.append(await service_rate("rollup", home / "rollup", bootstrap, KR_EVENTS_TOPIC, len(history), raw, args.timeout))
+    raised = [(ALERTS_TOPIC.key_of(e.data).encode(), e.to_json_bytes()) for e in alerts(args.alerts, uuid.uuid4().hex[:6])]
+    await produce(bootstrap, ALERTS_TOPIC.name, raised)
+    raw = await raw_rates(bootstrap, ALERTS_TOPIC.name, len(raised))
+    rows.append(await service_rate("notifier", home / "notifier", bootstrap, ALERTS_TOPIC, len(raised), raw, args.timeout))
+    rows.append(await checkins_rate(home / "checkins", bootstrap, args))
+    return rows
+
+
+def _kr_history(updates_n: int) -> list[Message]:
+    """A 1,000-KR portfolio's definitions and first values, then `updates_n` single-KR updates, as message (key, value) pairs."""
+    history = History(Portfolio(f"bench-consume-{uuid.uuid4().hex[:6]}", 1000), seed=2026)
+    events: list[Envelope[EventPayload]] = [*definitions(history), *first_values(history), *updates(history, updates_n)]
+    return [(KR_EVENTS_TOPIC.key_of(e.data).encode(), e.to_json_bytes()) for e in events]
+
+
+async def produce(bootstrap: str, topic: str, messages: list[Message]) -> None:
+    """Send every message (batched, acks=all) and wait for all of them."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, value, key=key) for key, value in messages]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+async def raw_rates(bootstrap: str, topic: str, count: int) -> dict[str, float]:
+    """Messages per second of a bare consumer reading `count` messages of `topic` from the start: auto-commit, and a commit after each."""
+    return {
+        "raw": await _raw(bootstrap, topic, count, commit_each=False),
+        "raw_commit": await _raw(bootstrap, topic, count, commit_each=True),
+    }
+
+
+async def _raw(bootstrap: str, topic: str, count: int, *, commit_each: bool) -> float:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"raw-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=not commit_each,
+    )
+    await consumer.start()
+    try:
+        seen, first = 0, 0.0
+        async for _message in consumer:
+            if seen == 0:
+                first = time.perf_counter()
+            seen += 1
+            if commit_each:
+                await consumer.commit()
+            if seen >= count:
+                break
+        return (count - 1) / (time.perf_counter() - first)
+    finally:
+        await consumer.stop()
+
+
+async def service_rate(
+    name: str, home: Path, bootstrap: str, spec: TopicSpec, count: int, raw: dict[str, float], limit_s: float, group: str | None = None
+) -> dict[str, Any]:
+    """Start the service, follow its group's committed offsets on `spec` until it has all `count` messages; then stop it."""
+    extra = {name: {_GROUP_VAR[name]: group}} if group else None
+    with services([name], home, bootstrap, tokens=_tokens(), extra=extra) as running:
+        watched = group or running.groups[name]
+        rate, drain_s = await _follow(bootstrap, watched, spec.name, count, limit_s)
+        peak = rss_mb(running.pid(name))[1]
+    return {"service": name, "topic": spec.name, "messages": count, "rate": rate, "drain_s": drain_s, "peak_rss_mb": peak, **raw}
+
+
+_GROUP_VAR = {
+    "checkins": "OKR_CHECKINS_KPI_GROUP",
+    "rollup": "OKR_ROLLUP_GROUP",
+    "drift": "OKR_DRIFT_GROUP",
+    "notifier": "OKR_NOTIFIER_GROUP",
+}
+
+
+def _tokens() -> list[Any]:
+    return list(scenario(1, 5, 0, 2026).tokens)
+
+
+async def _follow(bootstrap: str, group: str, topic: str, count: int, limit_s: float) -> tuple[float, float]:
+    """(messages per second from the first commit seen to the last, seconds from the first commit to all committed)."""
+    lag = ConsumerLag(bootstrap, {group: [topic]}, client_id="bench-consume-lag")
+    started, first_at, first_done = time.monotonic(), 0.0, 0
+    async with lag.connected():
+        while time.monotonic() - started < limit_s:
+            await lag.refresh()
+            behind = sum(lag.snapshot.values()) if lag.snapshot else count
+            done, now = count - behind, time.monotonic()
+            if done > 0 and not first_at:
+                first_at, first_done = now, done
+            if behind == 0 and first_at:
+                elapsed = max(now - first_at, 0.25)
+                return (count - first_done) / elapsed if count > first_done else count / elapsed, elapsed
+            await asyncio.sleep(0.25)
+    raise RuntimeError(f"group {group} did not consume {count} messages of {topic} within {limit_s:.0f} s")
+
+
+async def checkins_rate(home: Path, bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Set a portfolio up (a key result bound to a KPI), stop the service, fill okr.metrics.v1, start it again in a fresh group."""
+    found = scenario(1, 5, 0, 2026)
+    pid = found.setup[0][0].body["portfolio_id"]
+    with services(["checkins"], home, bootstrap, tokens=found.tokens) as running:
+        set_up(found, running.urls["checkins"])
+    start = datetime.now(UTC) - timedelta(hours=1)
+    samples = [
+        KpiSampled(
+            metric=metric_of(pid), portfolio_id=pid, value=1000.0 + n, observed_at=start + timedelta(milliseconds=n), source="http:bench"
+        )
+        for n in range(args.samples)
+    ]
+    messages = [(METRICS_TOPIC.key_of(s).encode(), Envelope.wrap(s, producer="connectors").to_json_bytes()) for s in samples]
+    await produce(bootstrap, METRICS_TOPIC.name, messages)
+    raw = await raw_rates(bootstrap, METRICS_TOPIC.name, len(messages))
+    group = f"bench-kpi-{uuid.uuid4().hex[:8]}"
+    return await service_rate("checkins", home, bootstrap, METRICS_TOPIC, len(messages), raw, args.timeout, group=group)
+
+
+def print_row(row: dict[str, Any]) -> None:
+    """One service's rate beside both raw rates, and the target."""
+    label = f"{row['service']} ({row['topic']})"
+    met = "met" if row["rate"] >= 10_000 else "not met"
+    print(f"   {label:<32} {row['rate']:9,.0f} events/s | raw consume:     {row['raw']:9,.0f} msg/s | ratio {row['rate'] / row['raw']:.3f}")
+    print(f"   {'':<32} {'':>9}          | raw, commit each: {row['raw_commit']:8,.0f} msg/s | ratio {row['rate'] / row['raw_commit']:.3f}")
+    drained = f"{row['messages']:,} messages drained in {row['drain_s']:.1f} s"
+    print(f"      {drained}; peak RSS {row['peak_rss_mb']:.0f} MB; target ≥ 10,000 events/s: {met}")
+
+
+if __name__ == "__main__":
+    main()
