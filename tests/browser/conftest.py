@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,114 +23,14 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from okr_runtime.auth import TokenEntry, TokenFile, TokenRole, hash_token
-
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = (("checkins", "okr_checkins"), ("rollup", "okr_rollup"), ("drift", "okr_drift"), ("web", "okr_web"))
-PEOPLE = {"cpo@example.com": "t-cpo", "ana@example.com": "t-ana", "ben@example.com": "t-ben"}
-
-
-@dataclass
-class LocalSystem:
-    """The running services: their base URLs, their logs, and a client per person for the APIs."""
-
-    urls: dict[str, str]
-    logs: Path
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def api(self, service: str, person: str) -> httpx.Client:
-        """A client of one service's API, authenticated as `person`."""
-        return httpx.Client(base_url=self.urls[service], headers={"Authorization": f"Bearer {PEOPLE[person]}"}, timeout=10)
-
-    def stop(self) -> None:
-        """Stop every service (SIGTERM, then SIGKILL after 20 s)."""
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def write_tokens(path: Path) -> None:
-    """The tokens file every service reads: the CPO (portfolio lead) and two product managers."""
-    entries = [
-        TokenEntry(
-            sha256=hash_token(token),
-            principal=person,
-            roles=frozenset({TokenRole.PORTFOLIO_LEAD}) if person.startswith("cpo") else frozenset(),
-        )
-        for person, token in PEOPLE.items()
-    ]
-    path.write_text(TokenFile(tokens=entries).model_dump_json())
-
-
-def start(system: LocalSystem, name: str, module: str, env: dict[str, str]) -> None:
-    """Start one service and wait until it reports ready."""
-    log = (system.logs / f"{name}.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", module], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    system.processes.append(process)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited during start-up:\n{(system.logs / f'{name}.log').read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{system.urls[name]}/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{name} did not become ready in 90 s; see {system.logs / f'{name}.log'}")
+SERVICES = ("checkins", "rollup", "drift", "web")
 
 
 @pytest.fixture(scope="module")
-def local_system(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSystem]:
-    """checkins, rollup, drift and web running against the session's Kafka."""
-    home = tmp_path_factory.mktemp("local-system")
-    tokens = home / "tokens.json"
-    write_tokens(tokens)
-    ports = {name: free_port() for name, _ in SERVICES}
-    system = LocalSystem({name: f"http://127.0.0.1:{port}" for name, port in ports.items()}, home)
-    run = uuid.uuid4().hex[:8]
-    common = {"OKR_KAFKA_BOOTSTRAP": kafka_bootstrap, "OKR_LOG_FORMAT": "text", "OKR_HTTP_HOST": "127.0.0.1"}
-    own = {
-        "checkins": {
-            "OKR_SQLITE_PATH": str(home / "checkins.sqlite"),
-            "OKR_CHECKINS_TOKENS_FILE": str(tokens),
-            "OKR_CHECKINS_KPI_GROUP": f"kpi-{run}",
-        },
-        "rollup": {
-            "OKR_ROLLUP_SQLITE_PATH": str(home / "rollup.sqlite"),
-            "OKR_ROLLUP_TOKENS_FILE": str(tokens),
-            "OKR_ROLLUP_GROUP": f"rollup-{run}",
-        },
-        "drift": {
-            "OKR_DRIFT_SQLITE_PATH": str(home / "drift.sqlite"),
-            "OKR_DRIFT_TOKENS_FILE": str(tokens),
-            "OKR_DRIFT_GROUP": f"drift-{run}",
-        },
-        "web": {
-            "OKR_WEB_TOKENS_FILE": str(tokens),
-            "OKR_WEB_CHECKINS_URL": system.urls["checkins"],
-            "OKR_WEB_ROLLUP_URL": system.urls["rollup"],
-            "OKR_WEB_DRIFT_URL": system.urls["drift"],
-        },
-    }
-    try:
-        for name, module in SERVICES:
-            start(system, name, module, {**common, **own[name], "OKR_HTTP_PORT": str(ports[name])})
-        yield system
-    finally:
-        system.stop()
+def local_system(kafka_bootstrap: str, launch: Callable[..., Any]) -> Any:
+    """checkins, rollup, drift and web running against the session's Kafka (tests/conftest.py's `LocalSystem`)."""
+    return launch(kafka_bootstrap, SERVICES)
 
 
 @dataclass(frozen=True)
@@ -144,7 +41,7 @@ class Quarter:
     today: date
 
 
-def tell_quarter(system: LocalSystem, portfolio_id: str) -> Quarter:
+def tell_quarter(system: Any, portfolio_id: str) -> Quarter:
     """A portfolio objective fed by two products; six weeks of check-ins, a target change and a recovery plan."""
     today = datetime.now(UTC).date()
     now = datetime.now(UTC)
@@ -276,7 +173,7 @@ def tell_quarter(system: LocalSystem, portfolio_id: str) -> Quarter:
     return Quarter(portfolio_id, today)
 
 
-def scored_quarter(system: LocalSystem, wait_for: Callable[..., None]) -> Quarter:
+def scored_quarter(system: Any, wait_for: Callable[..., None]) -> Quarter:
     """A new portfolio's quarter, told and then scored by the rollup (the churn check-in is the last thing it scores)."""
     told = tell_quarter(system, f"web-{uuid.uuid4().hex[:8]}")
 
@@ -290,13 +187,13 @@ def scored_quarter(system: LocalSystem, wait_for: Callable[..., None]) -> Quarte
 
 
 @pytest.fixture(scope="module")
-def quarter(local_system: LocalSystem, wait_for: Callable[..., None]) -> Quarter:
+def quarter(local_system: Any, wait_for: Callable[..., None]) -> Quarter:
     """The story, told once for the tests that only look."""
     return scored_quarter(local_system, wait_for)
 
 
 @pytest.fixture
-def fresh_quarter(local_system: LocalSystem, wait_for: Callable[..., None]) -> Quarter:
+def fresh_quarter(local_system: Any, wait_for: Callable[..., None]) -> Quarter:
     """The story in a portfolio of its own, for a test that records something."""
     return scored_quarter(local_system, wait_for)
 
@@ -334,19 +231,19 @@ def shot(request: pytest.FixtureRequest) -> Shot:
     return take
 
 
-def signed_in(browser: Browser, system: LocalSystem, person: str, *, zone: str = "Europe/Berlin") -> Page:
+def signed_in(browser: Browser, system: Any, person: str, *, zone: str = "Europe/Berlin") -> Page:
     """A new browser page in time zone `zone`, signed in as `person` through the sign-in form."""
     context = browser.new_context(timezone_id=zone, locale="en-GB", viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.goto(f"{system.urls['web']}/sign-in")
-    page.get_by_label("Your access token").fill(PEOPLE[person])
+    page.get_by_label("Your access token").fill(system.token(person))
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{system.urls['web']}/")
     return page
 
 
 @pytest.fixture
-def sign_in(browser: Browser, local_system: LocalSystem) -> Iterator[Callable[..., Page]]:
+def sign_in(browser: Browser, local_system: Any) -> Iterator[Callable[..., Page]]:
     """`sign_in(person, zone=...)`: a signed-in page; its browser context is closed after the test."""
     pages: list[Page] = []
 
