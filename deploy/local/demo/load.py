@@ -42,7 +42,6 @@ import yaml
 from okr_runtime.tokens import issue
 
 HERE = Path(__file__).resolve().parent
-PORTFOLIO = "acme"
 CYCLE = "demo-quarter"
 WEEKS_BEFORE_FIRST_RUN = 10
 CYCLE_DAYS = 91
@@ -94,8 +93,9 @@ def dev_tokens(state: Path) -> dict[str, str]:
 class Demo:
     """The running APIs, the people's tokens, and the quarter's calendar."""
 
-    def __init__(self, state: Path, urls: dict[str, str]) -> None:
+    def __init__(self, state: Path, urls: dict[str, str], portfolio: str = "acme") -> None:
         self.state = state
+        self.portfolio = portfolio
         self.urls = urls
         self.tokens = dev_tokens(state)
         self.starts_on = date.today()
@@ -111,7 +111,7 @@ class Demo:
     def recorded_cycle_start(self) -> date | None:
         """The demo cycle's first day as recorded, or None before the first run."""
         with self.api("checkins", "cpo@example.com") as api:
-            answer = api.get(f"/v1/portfolios/{PORTFOLIO}")
+            answer = api.get(f"/v1/portfolios/{self.portfolio}")
         if answer.status_code == 404:
             return None
         answer.raise_for_status()
@@ -123,8 +123,10 @@ class Demo:
         recorded = self.recorded_cycle_start()
         self.starts_on = recorded or datetime.now(UTC).date() - timedelta(weeks=WEEKS_BEFORE_FIRST_RUN)
         ends_on = self.starts_on + timedelta(days=CYCLE_DAYS - 1)
-        text = Template((HERE / "acme.yaml").read_text()).substitute(CYCLE_STARTS_ON=self.starts_on, CYCLE_ENDS_ON=ends_on)
-        rendered = self.state / "demo" / "acme.yaml"
+        text = Template((HERE / "acme.yaml").read_text()).substitute(
+            PORTFOLIO_ID=self.portfolio, CYCLE_STARTS_ON=self.starts_on, CYCLE_ENDS_ON=ends_on
+        )
+        rendered = self.state / "demo" / f"{self.portfolio}.yaml"
         rendered.parent.mkdir(parents=True, exist_ok=True)
         rendered.write_text(text)
         say(f"  applying {rendered} (quarter {self.starts_on} to {ends_on}) with okr apply")
@@ -153,29 +155,28 @@ class Demo:
                         body["value"] = value
                     if blocker := entry.get("blockers", {}).get(week):
                         body["blocker"] = blocker
-                    post(api, f"/v1/portfolios/{PORTFOLIO}/key-results/{kr_id}/check-ins", body, f"demo-{kr_id}-week-{week}")
+                    post(api, f"/v1/portfolios/{self.portfolio}/key-results/{kr_id}/check-ins", body, f"demo-{kr_id}-week-{week}")
                     sent += 1
         say(f"  check-ins: {sent} recorded, {kept} already there ({len(story['check_ins'])} key results, 10 weeks each)")
         for kr_id, plan in story.get("recovery_plans", {}).items():
             with self.api("checkins", owners[kr_id]) as api:
-                current = api.get(f"/v1/portfolios/{PORTFOLIO}/key-results/{kr_id}").json()
+                current = api.get(f"/v1/portfolios/{self.portfolio}/key-results/{kr_id}").json()
                 if current.get("recovery_plan"):
                     continue
-                post(api, f"/v1/portfolios/{PORTFOLIO}/key-results/{kr_id}/recovery-plans", plan, f"demo-{kr_id}-plan")
+                post(api, f"/v1/portfolios/{self.portfolio}/key-results/{kr_id}/recovery-plans", plan, f"demo-{kr_id}-plan")
                 say(f"  recovery plan filed for {kr_id} ({plan['option']})")
 
     def owners(self) -> dict[str, str]:
         """Key result id → owner, as recorded."""
         with self.api("checkins", "cpo@example.com") as api:
-            return {kr["kr_id"]: kr["owner"] for kr in api.get(f"/v1/portfolios/{PORTFOLIO}").json()["key_results"]}
+            return {kr["kr_id"]: kr["owner"] for kr in api.get(f"/v1/portfolios/{self.portfolio}").json()["key_results"]}
 
-    @staticmethod
-    def recorded_check_ins(api: httpx.Client, kr_id: str) -> set[datetime]:
+    def recorded_check_ins(self, api: httpx.Client, kr_id: str) -> set[datetime]:
         """When the key result's recorded check-ins happened."""
         found: set[datetime] = set()
         after: int | None = 0
         while after is not None:
-            page = api.get(f"/v1/portfolios/{PORTFOLIO}/key-results/{kr_id}/history", params={"after": after, "limit": 500}).json()
+            page = api.get(f"/v1/portfolios/{self.portfolio}/key-results/{kr_id}/history", params={"after": after, "limit": 500}).json()
             found.update(datetime.fromisoformat(r["occurred_at"]) for r in page["items"] if r["type"] == "CheckInRecorded")
             after = page.get("next")
         return found
@@ -213,8 +214,8 @@ class Demo:
         deadline = time.monotonic() + timeout_s
         with self.api("drift", "cpo@example.com") as api:
             while True:
-                delivery = api.get(f"/v1/portfolios/{PORTFOLIO}/key-results/payment-failures/delivery")
-                alerts = api.get(f"/v1/portfolios/{PORTFOLIO}/alerts")
+                delivery = api.get(f"/v1/portfolios/{self.portfolio}/key-results/payment-failures/delivery")
+                alerts = api.get(f"/v1/portfolios/{self.portfolio}/alerts")
                 items = alerts.json().get("items", []) if alerts.status_code == 200 else []
                 rules = sorted({a["rule"] for a in items})
                 if delivery.status_code == 200 and delivery.json().get("items") and "busy_but_flat" in rules:
@@ -427,6 +428,7 @@ def main(argv: list[str]) -> int:
     for service in ("checkins", "connectors", "drift"):
         load.add_argument(f"--{service}", required=True)
     load.add_argument("--drift-timeout", type=float, default=90)
+    load.add_argument("--portfolio", default="acme", help="the demo portfolio's id (tests load it under ids of their own)")
     captures = steps.add_parser("captures")
     captures.add_argument("state", type=Path)
     captures.add_argument("--timeout", type=float, default=60)
@@ -436,7 +438,7 @@ def main(argv: list[str]) -> int:
     elif args.step == "captures":
         wait_for_captures(args.state, args.timeout)
     else:
-        demo = Demo(args.state, {"checkins": args.checkins, "connectors": args.connectors, "drift": args.drift})
+        demo = Demo(args.state, {"checkins": args.checkins, "connectors": args.connectors, "drift": args.drift}, args.portfolio)
         story = yaml.safe_load((HERE / "history.yaml").read_text())
         demo.apply()
         demo.history(story)
