@@ -127,7 +127,7 @@ start_service notifier "$notifier_port" okr_notifier OKR_NOTIFIER_SQLITE_PATH="$
   OKR_NOTIFIER_API_TOKEN="$(token_of notifier@example.com)"
 start_service web "$web_port" okr_web OKR_WEB_TOKENS_FILE="$OKR_CHECKINS_TOKENS_FILE" OKR_WEB_PORTFOLIOS="${OKR_WEB_PORTFOLIOS:-acme}" \
   OKR_WEB_CHECKINS_URL="$(url "$checkins_port")" OKR_WEB_ROLLUP_URL="$(url "$rollup_port")" OKR_WEB_DRIFT_URL="$(url "$drift_port")"
-"$python" deploy/local/demo/load.py captures "$state" --timeout 60
+"$python" deploy/local/demo/load.py captures "$state" --timeout 20
 
 cat <<INFO
 

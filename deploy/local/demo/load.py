@@ -10,7 +10,7 @@
     the Jira, Linear and Slack traffic to the connectors' webhooks signed as the vendors sign it,
     and waits until drift shows the delivery signal and its alerts.
 ``python deploy/local/demo/load.py captures STATE``
-    Waits (up to a minute) until the notifier's first e-mail and Slack post were captured.
+    Waits (up to 20 s) until the notifier's first e-mail and Slack post were captured.
 
 Everything is idempotent: the cycle's dates are read back from the recorded portfolio, a
 check-in already in a key result's history is not sent again, every request carries a fixed
@@ -408,12 +408,14 @@ def slack_message(demo: Demo, item: dict[str, Any], number: int) -> dict[str, An
 
 
 def wait_for_captures(state: Path, timeout_s: float) -> None:
-    """Until one e-mail and one Slack post were captured (or the timeout)."""
+    """Until one e-mail and one Slack post were captured, or the timeout (a rerun has nothing new to send)."""
     deadline = time.monotonic() + timeout_s
     while True:
         mails, posts = len(list((state / "mail").glob("*.eml"))), len(list((state / "slack").glob("*.json")))
         if (mails and posts) or time.monotonic() > deadline:
             say(f"  notifier: {mails} e-mails in {state / 'mail'}/, {posts} Slack posts in {state / 'slack'}/ so far")
+            if not (mails or posts):
+                say("  (the notifier sends each message once: on a rerun, what it sent before is in its send log, not sent again)")
             return
         time.sleep(1)
 
@@ -431,7 +433,7 @@ def main(argv: list[str]) -> int:
     load.add_argument("--portfolio", default="acme", help="the demo portfolio's id (tests load it under ids of their own)")
     captures = steps.add_parser("captures")
     captures.add_argument("state", type=Path)
-    captures.add_argument("--timeout", type=float, default=60)
+    captures.add_argument("--timeout", type=float, default=20)
     args = parser.parse_args(argv)
     if args.step == "prepare":
         prepare(args.state)
