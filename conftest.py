@@ -172,6 +172,8 @@ class LocalKafka:
 def restartable_kafka() -> Iterator[LocalKafka]:
     """A Kafka broker of the module's own, apart from the session's, so stopping it disturbs no other test."""
     kafka = LocalKafka({"OKR_KAFKA_PORT": "29094", "OKR_KAFKA_CONTROLLER_PORT": "29095", "OKR_KAFKA_RECLAIM_PORTS": "1"})
+    kafka.stop()  # a broker left by a killed run, then its data: each module starts from empty topics, not an earlier run's backlog
+    shutil.rmtree(ROOT / ".local" / "test" / "kafka-29094", ignore_errors=True)
     kafka.start()
     INFRASTRUCTURE["kafka (restartable)"] = f"{kafka.bootstrap} (started by deploy/local/kafka.sh, stopped and restarted by tests)"
     try:

@@ -504,7 +504,7 @@ def jira_done(pid: str, number: int, done_at: datetime) -> bytes:
     change: dict[str, Any] = json.loads((ROOT / "services/connectors/tests/payloads/jira_issue_updated_status_to_done.json").read_text())
     issue, project = change["issue"], jira_project(pid)
     stamp = done_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
-    issue["id"] = str(700000 + number)
+    issue["id"] = str(int(project[1:], 16) % 10**6 * 1000 + number)  # Jira's ids are unique per site, so per portfolio here
     issue["key"] = f"{project}-{number}"
     issue["fields"] |= {"updated": stamp, "resolutiondate": stamp, "summary": f"Onboarding step {number}"}
     issue["fields"]["project"]["key"] = project
