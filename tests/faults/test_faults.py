@@ -59,7 +59,7 @@ POISON = b'{"event_id": "not-a-uuid", "type": "Nonsense"'
 
 
 @pytest.mark.xfail(
-    reason="open (issue 11): in one of two runs the portfolio's e-mails differed from the clean run's after the poison records; not diagnosed yet",
+    reason="open (issue 11): in one run the e-mails differed from the clean run's after the poison records; not diagnosed yet",
     strict=False,
 )
 def test_a_poison_message_on_each_input_topic_is_dead_lettered_with_its_reason_and_what_follows_is_processed(
