@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "load"))
@@ -45,7 +46,7 @@ from traffic import metric_of, scenario, set_up
 
 from okr_contracts.envelope import Envelope, EventPayload
 from okr_contracts.metrics import KpiSampled
-from okr_contracts.topics import ALERTS_TOPIC, KR_EVENTS_TOPIC, METRICS_TOPIC, TopicSpec
+from okr_contracts.topics import ALERTS_TOPIC, DELIVERY_TOPIC, KR_EVENTS_TOPIC, METRICS_TOPIC, SCORES_TOPIC, TopicSpec
 from okr_runtime.lag import ConsumerLag
 
 Message = tuple[bytes, bytes]
@@ -55,23 +56,17 @@ def main() -> None:
     """Fill the topics, measure each service and the raw consumers, print the rows (and JSON with --json)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--updates", type=int, default=4000, help="single-KR updates after the 1,000-KR portfolio's definitions (default 4000)"
+        "--updates", type=int, default=300, help="single-KR updates after the 1,000-KR portfolio's definitions (default 300)"
     )
-    parser.add_argument("--alerts", type=int, default=5000, help="AlertRaised events for the notifier (default 5000)")
-    parser.add_argument("--samples", type=int, default=3000, help="KPI samples for checkins (default 3000)")
+    parser.add_argument("--alerts", type=int, default=1000, help="AlertRaised events for the notifier (default 1000)")
+    parser.add_argument("--samples", type=int, default=500, help="KPI samples for checkins (default 500)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds a service may take to drain its topic")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     began = time.monotonic()
     with kafka() as (bootstrap, origin), tempfile.TemporaryDirectory(prefix="okr-consume-") as tmp:
         print(f"== consume rates: each service a process on Kafka at {bootstrap} ({origin}), alone; beside bare aiokafka consumers ==")
-        subprocess.run(
-            [sys.executable, "-m", "okr_runtime.admin", "create-topics", "--replication-factor", "1"],
-            env=set_env_free({"OKR_KAFKA_BOOTSTRAP": bootstrap}),
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
+        asyncio.run(fresh_topics(bootstrap))
         rows = asyncio.run(measure_all(Path(tmp), bootstrap, args))
     for row in rows:
         print_row(row)
@@ -83,6 +78,7 @@ def main() -> None:
 async def measure_all(home: Path, bootstrap: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     """drift and rollup on the KR history, the notifier on alerts, checkins on KPI samples."""
     history = _kr_history(args.updates)
+    say(f"filling {KR_EVENTS_TOPIC.name} with a 1,000-KR portfolio's history: {len(history):,} events")
     await produce(bootstrap, KR_EVENTS_TOPIC.name, history)
     raw = await raw_rates(bootstrap, KR_EVENTS_TOPIC.name, len(history))
     rows = [await service_rate("drift", home / "drift", bootstrap, KR_EVENTS_TOPIC, len(history), raw, args.timeout)]
@@ -93,6 +89,34 @@ async def measure_all(home: Path, bootstrap: str, args: argparse.Namespace) -> l
     rows.append(await service_rate("notifier", home / "notifier", bootstrap, ALERTS_TOPIC, len(raised), raw, args.timeout))
     rows.append(await checkins_rate(home / "checkins", bootstrap, args))
     return rows
+
+
+async def fresh_topics(bootstrap: str) -> None:
+    """Delete the input topics (the broker may hold other benchmarks' messages on them), then create every topic again."""
+    say("deleting and creating the input topics again, so that they hold only this run's messages")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        await admin.delete_topics([t for t in (*INPUT_TOPICS, SCORES_TOPIC.name) if t in existing])
+    finally:
+        await admin.close()
+    for _ in range(60):
+        made = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "okr_runtime.admin", "create-topics", "--replication-factor", "1"],
+            env=set_env_free({"OKR_KAFKA_BOOTSTRAP": bootstrap}),
+            cwd=ROOT,
+            check=False,
+            capture_output=True,
+        )
+        if made.returncode == 0:
+            return
+        await asyncio.sleep(1)
+    raise RuntimeError(f"could not create the topics again: {made.stderr.decode()[-2000:]}")
+
+
+INPUT_TOPICS = (KR_EVENTS_TOPIC.name, ALERTS_TOPIC.name, METRICS_TOPIC.name, DELIVERY_TOPIC.name)
 
 
 def _kr_history(updates_n: int) -> list[Message]:
@@ -115,6 +139,7 @@ async def produce(bootstrap: str, topic: str, messages: list[Message]) -> None:
 
 async def raw_rates(bootstrap: str, topic: str, count: int) -> dict[str, float]:
     """Messages per second of a bare consumer reading `count` messages of `topic` from the start: auto-commit, and a commit after each."""
+    say(f"bare consumers reading the {count:,} messages of {topic}")
     return {
         "raw": await _raw(bootstrap, topic, count, commit_each=False),
         "raw_commit": await _raw(bootstrap, topic, count, commit_each=True),
@@ -132,17 +157,23 @@ async def _raw(bootstrap: str, topic: str, count: int, *, commit_each: bool) -> 
     await consumer.start()
     try:
         seen, first = 0, 0.0
-        async for _message in consumer:
-            if seen == 0:
-                first = time.perf_counter()
-            seen += 1
-            if commit_each:
-                await consumer.commit()
-            if seen >= count:
-                break
+        async with asyncio.timeout(300):
+            async for _message in consumer:
+                if seen == 0:
+                    first = time.perf_counter()
+                seen += 1
+                if commit_each:
+                    await consumer.commit()
+                if seen >= count:
+                    break
         return (count - 1) / (time.perf_counter() - first)
     finally:
         await consumer.stop()
+
+
+def say(text: str) -> None:
+    """Progress, as it happens."""
+    print(f"   … {text}", flush=True)
 
 
 async def service_rate(
@@ -150,6 +181,7 @@ async def service_rate(
 ) -> dict[str, Any]:
     """Start the service, follow its group's committed offsets on `spec` until it has all `count` messages; then stop it."""
     extra = {name: {_GROUP_VAR[name]: group}} if group else None
+    say(f"{name}: starting python -m okr_{name}, then following its group on {spec.name} until it has {count:,} messages")
     with services([name], home, bootstrap, tokens=_tokens(), extra=extra) as running:
         watched = group or running.groups[name]
         rate, drain_s = await _follow(bootstrap, watched, spec.name, count, limit_s)

@@ -53,9 +53,9 @@ def main() -> None:
     """Parse the options, run the soak, print the report (and write it as JSON with --json)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="how long the load is held (default 10)")
-    parser.add_argument("--checkins", type=float, default=20.0, help="check-ins per second through the API (default 20)")
-    parser.add_argument("--webhooks", type=float, default=50.0, help="signed Jira webhooks per second (default 50)")
-    parser.add_argument("--kpi", type=float, default=5.0, help="KPI samples per second on okr.metrics.v1 (default 5)")
+    parser.add_argument("--checkins", type=float, default=5.0, help="check-ins per second through the API (default 5)")
+    parser.add_argument("--webhooks", type=float, default=20.0, help="signed Jira webhooks per second (default 20)")
+    parser.add_argument("--kpi", type=float, default=1.0, help="KPI samples per second on okr.metrics.v1 (default 1)")
     parser.add_argument("--portfolios", type=int, default=20, help="portfolios, each 3 products and 27 key results (default 20)")
     parser.add_argument("--sample-s", type=float, default=10.0, help="seconds between memory and lag samples (default 10)")
     parser.add_argument(
