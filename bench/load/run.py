@@ -25,7 +25,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from local_kafka import kafka
-from system import Running, cpu_seconds, rss_mb, services
+from system import INPUTS, Running, cpu_seconds, rss_mb, services
 from traffic import JIRA_SECRET, PROBE_KR, Rates, generate, probe_portfolio, probe_token, project_of, scenario, set_up
 
 from okr_runtime.lag import ConsumerLag
@@ -101,7 +101,9 @@ async def _measure(
 ) -> dict[str, Any]:
     samples = Samples()
     lag = ConsumerLag(bootstrap, running.watched_groups(), client_id="soak-lag")
-    names = {running.groups[n]: n for n in running.groups}
+    names = {running.groups[n]: n for n in running.groups if n in INPUTS}
+    settled = await _settle(bootstrap, running, names, args.drain)
+    print(f"the setup's backlog drained in {settled:.0f} s; load starts", flush=True)
     context = multiprocessing.get_context("spawn")
     with context.Pool(1) as pool:
         pending = pool.apply_async(generate, (found, rates, running.urls, bootstrap, portfolios))
@@ -110,7 +112,8 @@ async def _measure(
             stop = asyncio.Event()
             sampler = asyncio.create_task(_sample_loop(running, lag, names, samples, t0, args.sample_s, stop))
             prober = asyncio.create_task(_probe_loop(running, found, samples, stop))
-            await asyncio.to_thread(pending.wait)
+            while not pending.ready():  # noqa: ASYNC110 (a pool's result: polled, so that Ctrl-C stops the run)
+                await asyncio.sleep(0.5)
             load_s = time.monotonic() - t0
             stop.set()
             await prober
@@ -128,6 +131,19 @@ async def _measure(
         "drained_s": drained_s,
         "samples": {"rss": samples.rss, "lag": samples.lag},
     }
+
+
+async def _settle(bootstrap: str, running: Running, names: dict[str, str], limit_s: float) -> float:
+    """Wait until every group has consumed what the setup produced (so the load starts from zero lag); seconds waited."""
+    lag = ConsumerLag(bootstrap, running.watched_groups(), client_id="soak-settle")
+    began = time.monotonic()
+    async with lag.connected():
+        while time.monotonic() - began < limit_s:
+            await lag.refresh()
+            if lag.snapshot and not any(lag.snapshot.values()):
+                break
+            await asyncio.sleep(2)
+    return time.monotonic() - began
 
 
 async def _sample_loop(
