@@ -26,6 +26,7 @@ from typing import Any, Literal
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
+from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 
 from okr_contracts.envelope import Envelope, EventPayload, Headers
@@ -141,6 +142,13 @@ def _delivery_of(message: KafkaMessage) -> Delivery:
     return Delivery(record.topic, record.partition, record.offset, record.key, headers)
 
 
+async def _undecoded(message: StreamMessage[Any]) -> Any:
+    """The body as it came. FastStream would parse a value labelled ``application/json`` before the router
+    sees it, and a malformed one would then fail on every redelivery, stopping its partition for good;
+    the router parses it itself (``TopicSpec.decode``) and dead-letters what does not parse."""
+    return message.body
+
+
 def subscribe(
     broker: KafkaBroker,
     spec: TopicSpec,
@@ -156,6 +164,7 @@ def subscribe(
     subscriber = broker.subscriber(
         spec.name,
         group_id=group_id,
+        decoder=_undecoded,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset=auto_offset_reset,
         title=f"{group_id}:{spec.name}",

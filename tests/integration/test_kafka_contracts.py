@@ -140,17 +140,20 @@ async def test_messages_that_cannot_be_processed_reach_the_dead_letter_topic_wit
             done.set()
 
     subscribe(consumer, spec, group_id=group, handler=handle, settings=settings, telemetry=telemetry)
+    truncated = b'{"event_id": "e-1", "type": "CheckInRecorded"'  # cut short, yet labelled JSON as every okr producer labels it
     poison = [
         b"\x00\x01 not json",
+        truncated,
         b'{"type": "SomethingElse", "data": {}}',
         checkin_bytes("bad-confidence", confidence=1.7),
         checkin_bytes("retired-kr"),
         checkin_bytes("broken"),
     ]
-    values = [checkin_bytes("first"), *poison[:3], checkin_bytes("flaky"), *poison[3:], checkin_bytes("last")]
+    values = [checkin_bytes("first"), *poison[:4], checkin_bytes("flaky"), *poison[4:], checkin_bytes("last")]
     async with running(consumer):
         for value in values:
-            await consumer.publish(value, topic=spec.name, key=b"p")
+            headers = {"content-type": "application/json"} if value is truncated else None
+            await consumer.publish(value, topic=spec.name, key=b"p", headers=headers)
         await asyncio.wait_for(done.wait(), WAIT_S)
         dead = await read_all(kafka_bootstrap, dead_letter_topic(group), len(poison))
 
@@ -161,18 +164,20 @@ async def test_messages_that_cannot_be_processed_reach_the_dead_letter_topic_wit
     assert [r.value for r in dead] == poison  # type: ignore[attr-defined]
     assert [h[Headers.DLQ_ERROR_TYPE] for h in headers] == [
         "MalformedMessage",
+        "MalformedMessage",
         "UnknownEventType",
         "MalformedMessage",
         "Rejected",
         "RuntimeError",
     ]
     assert "not JSON" in headers[0][Headers.DLQ_REASON]
-    assert "confidence" in headers[2][Headers.DLQ_REASON]
-    assert "retired" in headers[3][Headers.DLQ_REASON]
-    assert headers[4][Headers.DLQ_ATTEMPTS] == str(settings.dlq_max_attempts)
+    assert "not JSON" in headers[1][Headers.DLQ_REASON]
+    assert "confidence" in headers[3][Headers.DLQ_REASON]
+    assert "retired" in headers[4][Headers.DLQ_REASON]
+    assert headers[5][Headers.DLQ_ATTEMPTS] == str(settings.dlq_max_attempts)
     assert {h[Headers.DLQ_SOURCE_TOPIC] for h in headers} == {spec.name}
     assert {h[Headers.DLQ_CONSUMER_GROUP] for h in headers} == {group}
-    assert [int(h[Headers.DLQ_SOURCE_OFFSET]) for h in headers] == [1, 2, 3, 5, 6]
+    assert [int(h[Headers.DLQ_SOURCE_OFFSET]) for h in headers] == [1, 2, 3, 4, 6, 7]
     assert await committed_offset(kafka_bootstrap, group, spec.name) == len(values)
 
 
