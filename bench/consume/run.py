@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,19 +33,18 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "load"))
 from local_kafka import kafka
 from notifier.workload import alerts
 from rollup.portfolio import History, Portfolio, definitions, first_values, updates
-from system import ROOT, rss_mb, services, set_env_free
+from system import fresh_topics, rss_mb, services
 from traffic import metric_of, scenario, set_up
 
 from okr_contracts.envelope import Envelope, EventPayload
 from okr_contracts.metrics import KpiSampled
-from okr_contracts.topics import ALERTS_TOPIC, DELIVERY_TOPIC, KR_EVENTS_TOPIC, METRICS_TOPIC, SCORES_TOPIC, TopicSpec
+from okr_contracts.topics import ALERTS_TOPIC, KR_EVENTS_TOPIC, METRICS_TOPIC, TopicSpec
 from okr_runtime.lag import ConsumerLag
 
 Message = tuple[bytes, bytes]
@@ -66,6 +64,7 @@ def main() -> None:
     began = time.monotonic()
     with kafka() as (bootstrap, origin), tempfile.TemporaryDirectory(prefix="okr-consume-") as tmp:
         print(f"== consume rates: each service a process on Kafka at {bootstrap} ({origin}), alone; beside bare aiokafka consumers ==")
+        say("deleting and creating the topics again, so that they hold only this run's messages")
         asyncio.run(fresh_topics(bootstrap))
         rows = asyncio.run(measure_all(Path(tmp), bootstrap, args))
     for row in rows:
@@ -89,34 +88,6 @@ async def measure_all(home: Path, bootstrap: str, args: argparse.Namespace) -> l
     rows.append(await service_rate("notifier", home / "notifier", bootstrap, ALERTS_TOPIC, len(raised), raw, args.timeout))
     rows.append(await checkins_rate(home / "checkins", bootstrap, args))
     return rows
-
-
-async def fresh_topics(bootstrap: str) -> None:
-    """Delete the input topics (the broker may hold other benchmarks' messages on them), then create every topic again."""
-    say("deleting and creating the input topics again, so that they hold only this run's messages")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        await admin.delete_topics([t for t in (*INPUT_TOPICS, SCORES_TOPIC.name) if t in existing])
-    finally:
-        await admin.close()
-    for _ in range(60):
-        made = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "okr_runtime.admin", "create-topics", "--replication-factor", "1"],
-            env=set_env_free({"OKR_KAFKA_BOOTSTRAP": bootstrap}),
-            cwd=ROOT,
-            check=False,
-            capture_output=True,
-        )
-        if made.returncode == 0:
-            return
-        await asyncio.sleep(1)
-    raise RuntimeError(f"could not create the topics again: {made.stderr.decode()[-2000:]}")
-
-
-INPUT_TOPICS = (KR_EVENTS_TOPIC.name, ALERTS_TOPIC.name, METRICS_TOPIC.name, DELIVERY_TOPIC.name)
 
 
 def _kr_history(updates_n: int) -> list[Message]:

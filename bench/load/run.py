@@ -25,7 +25,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from local_kafka import kafka
-from system import INPUTS, Running, cpu_seconds, rss_mb, services
+from system import INPUTS, Running, cpu_seconds, fresh_topics, rss_mb, services
 from traffic import JIRA_SECRET, PROBE_KR, Rates, generate, probe_portfolio, probe_token, project_of, scenario, set_up
 
 from okr_runtime.lag import ConsumerLag
@@ -47,6 +47,7 @@ class Samples:
     cpu: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     probe_ms: list[float] = field(default_factory=list)
     probe_missed: int = 0
+    probe_last: str = ""
 
 
 def main() -> None:
@@ -84,6 +85,7 @@ def soak(home: Path, bootstrap: str, rates: Rates, args: argparse.Namespace) -> 
     mapping = home / "mapping.json"
     mapping.write_text(json.dumps({"rules": [{"source": "jira", "project": p, "portfolio_id": pid, "kr_ids": k} for p, pid, k in rules]}))
     extra = {"connectors": {"OKR_CONNECTORS_MAPPING_FILE": str(mapping), "OKR_CONNECTORS_JIRA_WEBHOOK_SECRET": JIRA_SECRET}}
+    asyncio.run(fresh_topics(bootstrap))
     with services(ORDER, home, bootstrap, tokens=found.tokens, extra=extra) as running:
         print(f"started {', '.join(f'{n} (pid {running.pid(n)})' for n in ORDER)}", flush=True)
         calls = set_up(found, running.urls["checkins"])
@@ -189,7 +191,8 @@ async def _probe_loop(running: Running, found: Any, samples: Samples, stop: asyn
             answer = await client.post(checkin, json=body, headers=headers)
             if answer.status_code != 201:
                 samples.probe_missed += 1
-            elif await _seen(client, node, headers, confidence, began):
+                samples.probe_last = f"check-in answered {answer.status_code}: {answer.text[:300]}"
+            elif await _seen(client, node, headers, confidence, began, samples):
                 samples.probe_ms.append((time.perf_counter() - began) * 1000)
             else:
                 samples.probe_missed += 1
@@ -197,13 +200,14 @@ async def _probe_loop(running: Running, found: Any, samples: Samples, stop: asyn
 
 
 async def _seen(
-    client: httpx.AsyncClient, node: str, headers: dict[str, str], confidence: float, began: float, poll_s: float = 0.01
+    client: httpx.AsyncClient, node: str, headers: dict[str, str], confidence: float, began: float, samples: Samples, poll_s: float = 0.01
 ) -> bool:
     """Poll the node until its confidence is the one just checked in (False after 30 s)."""
     while time.perf_counter() - began < 30:
         answer = await client.get(node, headers=headers)
         if answer.status_code == 200 and answer.json().get("confidence") == confidence:
             return True
+        samples.probe_last = f"expected confidence {confidence}, the node answered {answer.status_code}: {answer.text[:300]}"
         await asyncio.sleep(poll_s)
     return False
 
@@ -233,6 +237,7 @@ def _probe_summary(samples: Samples) -> dict[str, Any]:
     return {
         "count": len(ordered),
         "missed": samples.probe_missed,
+        "last_miss": samples.probe_last,
         "p50_ms": _quantile(ordered, 0.5),
         "p99_ms": _quantile(ordered, 0.99),
         "max_ms": ordered[-1] if ordered else None,
@@ -269,6 +274,8 @@ def report(figures: dict[str, Any], rates: Rates) -> None:
         if s["errors"]:
             print(f"      failures: {s['errors']}")
     p = figures["probe"]
+    if p["missed"]:
+        print(f"   check-in → scorecard: {p['missed']} probes not seen within 30 s; the last answer: {p['last_miss']}")
     if p["count"]:
         met = "met" if p["p99_ms"] <= 200 else "NOT met"
         print(

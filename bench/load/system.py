@@ -6,6 +6,7 @@ in the run's folder. Used by the soak (bench/load/run.py) and the consume-rate b
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from aiokafka.admin import AIOKafkaAdminClient
 
 from okr_contracts.topics import ALERTS_TOPIC, DELIVERY_TOPIC, KR_EVENTS_TOPIC, METRICS_TOPIC, SCORES_TOPIC
 from okr_runtime.auth import TokenEntry, TokenFile
@@ -172,3 +174,30 @@ def connector_mapping(path: Path, rules: Sequence[tuple[str, str, Sequence[str]]
 def set_env_free(extra: dict[str, str]) -> dict[str, str]:
     """The caller's environment without its OKR_* settings, plus `extra`."""
     return {k: v for k, v in os.environ.items() if not k.startswith("OKR_")} | extra
+
+
+async def fresh_topics(bootstrap: str) -> None:
+    """Delete the topics the services read (they may hold an earlier run's messages, same ids), then create all topics again."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        await admin.delete_topics([t for t in INPUT_TOPICS if t in existing])
+    finally:
+        await admin.close()
+    for _ in range(60):
+        made = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "okr_runtime.admin", "create-topics", "--replication-factor", "1"],
+            env=set_env_free({"OKR_KAFKA_BOOTSTRAP": bootstrap}),
+            cwd=ROOT,
+            check=False,
+            capture_output=True,
+        )
+        if made.returncode == 0:
+            return
+        await asyncio.sleep(1)
+    raise RuntimeError(f"could not create the topics again: {made.stderr.decode()[-2000:]}")
+
+
+INPUT_TOPICS = (KR_EVENTS_TOPIC.name, ALERTS_TOPIC.name, METRICS_TOPIC.name, DELIVERY_TOPIC.name, SCORES_TOPIC.name)
