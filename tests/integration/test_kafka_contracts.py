@@ -152,8 +152,8 @@ async def test_messages_that_cannot_be_processed_reach_the_dead_letter_topic_wit
     values = [checkin_bytes("first"), *poison[:4], checkin_bytes("flaky"), *poison[4:], checkin_bytes("last")]
     async with running(consumer):
         for value in values:
-            headers = {"content-type": "application/json"} if value is truncated else None
-            await consumer.publish(value, topic=spec.name, key=b"p", headers=headers)
+            labels = {"content-type": "application/json"} if value is truncated else None
+            await consumer.publish(value, topic=spec.name, key=b"p", headers=labels)
         await asyncio.wait_for(done.wait(), WAIT_S)
         dead = await read_all(kafka_bootstrap, dead_letter_topic(group), len(poison))
 
