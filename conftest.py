@@ -182,6 +182,33 @@ def restartable_kafka() -> Iterator[LocalKafka]:
         kafka.stop()
 
 
+@dataclass
+class LocalPostgres:
+    """A PostgreSQL started by deploy/local/postgres.sh that a test may stop and start again (same data, same port)."""
+
+    env: dict[str, str]
+    dsn: str = ""
+
+    def start(self) -> str:
+        self.dsn = _script("postgres.sh", "start", self.env)
+        return self.dsn
+
+    def stop(self) -> None:
+        _script("postgres.sh", "stop", self.env)
+
+
+@pytest.fixture(scope="module")
+def restartable_postgres() -> Iterator[LocalPostgres]:
+    """A PostgreSQL of the module's own, apart from the session's, so restarting it disturbs no other test."""
+    postgres = LocalPostgres({"OKR_POSTGRES_PORT": "25434", "OKR_POSTGRES_RECLAIM_PORT": "1"})
+    postgres.start()
+    INFRASTRUCTURE["postgresql (restartable)"] = f"{postgres.dsn} (started by deploy/local/postgres.sh, restarted by tests)"
+    try:
+        yield postgres
+    finally:
+        postgres.stop()
+
+
 @pytest.fixture
 def unique() -> str:
     """A short id unique to this test, for topic names, groups and portfolio ids on shared infrastructure."""
