@@ -212,9 +212,9 @@ async def checkins_rate(home: Path, bootstrap: str, args: argparse.Namespace) ->
 
 def print_row(row: dict[str, Any]) -> None:
     """One service's rate beside both raw rates, and the target."""
-    label = f"{row['service']} ({row['topic']})"
+    label = f"{row['service']} ({row['topic']}):"
     met = "met" if row["rate"] >= 10_000 else "not met"
-    print(f"   {label:<32} {row['rate']:9,.0f} events/s | raw consume:     {row['raw']:9,.0f} msg/s | ratio {row['rate'] / row['raw']:.3f}")
+    print(f"   {label:<32} {row['rate']:9,.0f} events/s | raw consume:     {row['raw']:9,.0f} msg/s | ratio {row['rate'] / row['raw']:.4f}")
     print(f"   {'':<32} {'':>9}          | raw, commit each: {row['raw_commit']:8,.0f} msg/s | ratio {row['rate'] / row['raw_commit']:.3f}")
     drained = f"{row['messages']:,} messages drained in {row['drain_s']:.1f} s"
     print(f"      {drained}; peak RSS {row['peak_rss_mb']:.0f} MB; target ≥ 10,000 events/s: {met}")
