@@ -43,6 +43,7 @@ from aiokafka.errors import KafkaError
 from aiosmtpd.controller import Controller
 
 from okr_runtime.auth import TokenEntry, TokenFile, TokenRole, hash_token
+from okr_runtime.readiness import wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = {
@@ -238,17 +239,8 @@ class Service:
 
     def wait_ready(self, timeout_s: float = 90) -> None:
         """Wait until `/health/ready` answers 200."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited during start-up:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.name} did not become ready in {timeout_s} s; see {self.log}")
+        assert self.process is not None, f"{self.name} was not launched"
+        wait_until_ready(self.name, self.url, self.process, self.log, timeout_s)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no commit, no flush."""

@@ -8,15 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from okr_runtime.auth import hash_token
+from okr_runtime.readiness import wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -105,14 +103,4 @@ def _free_port() -> int:
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout_s: float = 60) -> None:
     """Poll /health/ready until the service says ready (topics created, broker started, store open)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the connectors service exited ({process.returncode}):\n{log_path.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the connectors service was not ready within {timeout_s:.0f} s:\n{log_path.read_text()[-4000:]}")
+    wait_until_ready("the connectors service", url, process, log_path, timeout_s)

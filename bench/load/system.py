@@ -13,18 +13,17 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 
 from okr_contracts.topics import ALERTS_TOPIC, DELIVERY_TOPIC, KR_EVENTS_TOPIC, METRICS_TOPIC, SCORES_TOPIC
 from okr_runtime.auth import TokenEntry, TokenFile
+from okr_runtime.readiness import wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -151,18 +150,7 @@ def stop(running: Running) -> None:
 
 def _wait_ready(name: str, running: Running, timeout_s: float = 120) -> None:
     """Poll /health/ready until the service says ready."""
-    process, url, log = running.processes[name], running.urls[name], running.home / f"{name}.log"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited during start-up ({process.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{name} was not ready within {timeout_s:.0f} s; see {log}")
+    wait_until_ready(name, running.urls[name], running.processes[name], running.home / f"{name}.log", timeout_s)
 
 
 def connector_mapping(path: Path, rules: Sequence[tuple[str, str, Sequence[str]]]) -> None:

@@ -23,6 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
+from okr_runtime.readiness import wait_until_ready
+
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "deploy" / "local" / "demo"
 SERVICES = ("checkins", "rollup", "drift", "connectors", "notifier")
@@ -69,16 +71,7 @@ class Demo:
     def wait_ready(self, name: str) -> None:
         """Wait until the service answers /health/ready."""
         process = self.processes[self.names.index(name)]
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert process.poll() is None, f"{name} exited during start-up:\n{(self.home / f'{name}.log').read_text()[-3000:]}"
-            try:
-                if httpx.get(f"{self.urls[name]}/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"{name} did not become ready; see {self.home / f'{name}.log'}")
+        wait_until_ready(name, self.urls[name], process, self.home / f"{name}.log")
 
     def stop(self) -> None:
         """Stop every process (SIGTERM, then SIGKILL after 20 s)."""
