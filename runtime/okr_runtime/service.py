@@ -82,6 +82,7 @@ def service_app(parts: ServiceParts, *, title: str, description: str = "") -> Fa
         return await parts.broker.ping(timeout=1.0)
 
     app = FastAPI(title=title, description=description, lifespan=lifespan)
+    app.state.broker = parts.broker  # its subscriptions say what the service consumes (the deploy tests read them)
     install_problem_handlers(app)
     app.include_router(health_router({"kafka": kafka_ready, **parts.readiness}))
     FastAPIInstrumentor.instrument_app(

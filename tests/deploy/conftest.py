@@ -70,7 +70,7 @@ def subscriptions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tu
     """(topic, consumer group) of every subscription each service's composition root makes, with default settings.
 
     Each service is built as its ``__main__`` builds it (SQLite stores in a temporary
-    directory, nothing started); its broker is kept to read the subscriptions from.
+    directory, nothing started); the app's broker holds the subscriptions.
     """
     import importlib
     import os
@@ -96,21 +96,11 @@ def subscriptions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tu
             for key, value in vars(settings_module).items()
             if key.endswith("Settings") and value.__module__ == settings_module.__name__
         ]
-        brokers: list[Any] = []
-        real = getattr(bootstrap, "create_broker", None)
-
-        def keep(*args: Any, _real: Any = real, _brokers: list[Any] = brokers, **kwargs: Any) -> Any:
-            broker = _real(*args, **kwargs)
-            _brokers.append(broker)
-            return broker
-
         with mock.patch.dict(os.environ, env):
-            if real is None:
-                bootstrap.create_app(settings_class())
-            else:
-                with mock.patch.object(bootstrap, "create_broker", keep):
-                    bootstrap.create_app(settings_class())
-        found[name] = sorted((topic, s.group_id) for b in brokers for s in b.subscribers for topic in s.topic_names)
+            app = bootstrap.create_app(settings_class())
+        broker = getattr(app.state, "broker", None)
+        subscribers = broker.subscribers if broker is not None else []
+        found[name] = sorted((topic, s.group_id) for s in subscribers for topic in s.topic_names)
     return found
 
 
