@@ -1,33 +1,48 @@
 """Subscribe to a topic so that a message is either processed or dead-lettered, never lost.
 
-The offset is committed only after the handler returned (its effect is stored)
-or the message was written to the consumer group's dead-letter topic:
+Messages are taken from Kafka in batches (up to ``consumer_batch_max_records``, whatever
+is there when the consumer polls) and the batch's offsets are committed together, once
+every message in it was processed (its effect stored) or written to the consumer
+group's dead-letter topic. A crash before that commit redelivers the batch, so
+handlers must be idempotent; okrstream's are, by event id.
 
 - a message that cannot be parsed, names an unknown event type, or that the
   handler rejects (:class:`Rejected`) can never succeed: it goes to the
-  dead-letter topic at once, with the reason in headers;
-- any other error is taken as transient: the offset is rewound and the message
-  retried with a doubling backoff, up to ``dlq_max_attempts``; then it is
-  dead-lettered with the last error as the reason.
+  dead-letter topic, with the reason in headers;
+- any other error is taken as transient: what was finished before it is committed,
+  the partitions are rewound to the failed message (and to whatever in the batch was not
+  reached), and it is retried after a doubling backoff, up to ``dlq_max_attempts``;
+  then it is dead-lettered with the last error as the reason.
+
+A handler may come with a *batch handler* that applies many messages at once (one
+transaction, one publish): it returns, per message, ``None`` or the :class:`Rejected`
+that refuses it. When it raises, it must have stored nothing or everything it had
+done so far must be safe to do again, and the batch is then processed one message
+at a time through the handler, where a transient error is retried as above.
 
 Each delivery is counted on ``okr.messages.processed`` with its outcome:
-``processed``, ``dead_lettered``, or ``retried`` (it raised, so Kafka delivers it again).
+``processed``, ``dead_lettered``, or ``retried`` (it failed and is taken again).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from faststream.kafka.subscriber.usecase import DefaultSubscriber
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Link, SpanKind
 
 from okr_contracts.envelope import Envelope, EventPayload, Headers
 from okr_contracts.topics import MalformedMessage, TopicSpec, UnknownEventType, dead_letter_topic
@@ -54,56 +69,168 @@ class Delivery:
 
 
 Handler = Callable[[Envelope[EventPayload], Delivery], Awaitable[None]]
+Received = tuple[Envelope[EventPayload], Delivery]
+BatchHandler = Callable[[Sequence[Received]], Awaitable[Sequence[Rejected | None]]]
+"""Applies messages in order, all at once; returns one verdict per message: None (applied) or why it is refused."""
 Outcome = Literal["processed", "dead_lettered", "retried"]
+Record: TypeAlias = ConsumerRecord  # aiokafka ships no types: Any to mypy
+
+
+class _Retry(Exception):
+    """A message failed for a transient reason and waited out its backoff: rewind to it and take it again."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
+class _Stopped(Exception):
+    """A message could be neither processed nor dead-lettered (the cause says why): stop the batch there."""
+
+    def __init__(self, index: int, record: Record) -> None:
+        super().__init__(index)
+        self.index = index
+        self.where = (record.topic, record.partition, record.offset)
 
 
 class DeadLetterRouter:
-    """Decides, per message, between processing, retrying and dead-lettering."""
+    """Decides, per message of a batch, between processing, retrying and dead-lettering, and commits the batch."""
 
     def __init__(
-        self, broker: KafkaBroker, spec: TopicSpec, group_id: str, handler: Handler, settings: RuntimeSettings, telemetry: Telemetry
+        self,
+        broker: KafkaBroker,
+        spec: TopicSpec,
+        group_id: str,
+        handler: Handler,
+        settings: RuntimeSettings,
+        telemetry: Telemetry,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         self.broker = broker
         self.spec = spec
         self.group_id = group_id
         self.handler = handler
+        self.batch_handler = batch_handler
         self.max_attempts = settings.dlq_max_attempts
         self.backoff_s = settings.dlq_retry_backoff_s
         self.dead_letter_topic = dead_letter_topic(group_id)
-        self._attempts: dict[tuple[int, int], int] = {}
+        self._attempts: dict[tuple[str, int, int], int] = {}
         self._finished = telemetry.counter(MESSAGES_PROCESSED)
+        self._tracer = telemetry.tracer_provider.get_tracer("okrstream.consumer")
 
     async def consume(self, message: KafkaMessage) -> None:
-        """Process one message; raising asks FastStream to rewind and redeliver it."""
-        delivery = _delivery_of(message)
+        """Process one batch from Kafka; commit what was finished and rewind to what was not."""
+        raw: Any = message.raw_message
+        records: tuple[Record, ...] = tuple(raw) if isinstance(raw, (tuple, list)) else (raw,)
+        if not records:
+            return
         try:
-            outcome = await self._process(message, delivery)
-        except Exception:
-            self._count(delivery, "retried")
-            raise
-        self._count(delivery, outcome)
+            await self.process(records)
+        except _Retry as retry:
+            await _commit(message.consumer, records[: retry.index])
+            _rewind(message.consumer, records[retry.index :])
+            return
+        except _Stopped as stopped:
+            # Dead-lettering itself failed (Kafka unreachable): nothing from the failed message on is finished.
+            log.error("%s[%d]@%d: %r; it is taken again", *stopped.where, stopped.__cause__)
+            await _commit(message.consumer, records[: stopped.index])
+            _rewind(message.consumer, records[stopped.index :])
+            await asyncio.sleep(self.backoff_s)
+            return
+        await _commit(message.consumer, records)
 
-    async def _process(self, message: KafkaMessage, delivery: Delivery) -> Outcome:
+    async def process(self, records: Sequence[Record]) -> None:
+        """Process `records` (one poll's batch, each partition's in order).
+
+        Raises :class:`_Retry` at a transient failure of the handler, :class:`_Stopped` when
+        a message could be neither processed nor dead-lettered; both name where it stopped.
+        """
+        if self.batch_handler is not None and len(records) > 1:
+            try:
+                if await self._all_at_once(records):
+                    return
+            except Exception as exc:
+                raise _Stopped(0, records[0]) from exc
+        for index, record in enumerate(records):
+            delivery = _delivery_of(record)
+            try:
+                outcome = await self._one(record, delivery, index)
+            except _Retry:
+                raise
+            except Exception as exc:
+                raise _Stopped(index, record) from exc
+            self._count(delivery, outcome)
+
+    async def _all_at_once(self, records: Sequence[Record]) -> bool:
+        """The batch handler's way; False (nothing dead-lettered or counted) when it raised, for one at a time to take over."""
+        assert self.batch_handler is not None
+        deliveries = [_delivery_of(record) for record in records]
+        received: list[Received] = []
+        unreadable: dict[int, Exception] = {}
+        for index, (record, delivery) in enumerate(zip(records, deliveries, strict=True)):
+            try:
+                received.append((self.spec.decode(record.value), delivery))
+            except (MalformedMessage, UnknownEventType) as exc:
+                unreadable[index] = exc
+        links = [Link(_producer_context(delivery)) for delivery in deliveries]
         try:
-            envelope = self.spec.decode(message.body)
-            await self.handler(envelope, delivery)
+            with self._tracer.start_as_current_span(
+                f"{records[0].topic} process", kind=SpanKind.CONSUMER, links=links, attributes=self._attributes(records[0], len(records))
+            ):
+                verdicts = list(await self.batch_handler(received)) if received else []
+        except Exception as exc:
+            log.warning(
+                "a batch of %d from %s failed as a whole (%r); taking it one message at a time", len(records), records[0].topic, exc
+            )
+            return False
+        if len(verdicts) != len(received):
+            raise RuntimeError(f"the batch handler gave {len(verdicts)} verdicts for {len(received)} messages")
+        refused = iter(verdicts)
+        for index, (record, delivery) in enumerate(zip(records, deliveries, strict=True)):
+            reason = unreadable.get(index) or next(refused)
+            if reason is None:
+                self._count(delivery, "processed")
+                continue
+            await self._dead_letter(record, delivery, reason, attempts=1)
+            self._count(delivery, "dead_lettered")
+        return True
+
+    def _attributes(self, record: Record, count: int) -> dict[str, str | int]:
+        return {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": record.topic,
+            "messaging.destination.partition.id": str(record.partition),
+            "messaging.consumer.group.name": self.group_id,
+            "messaging.batch.message_count": count,
+        }
+
+    async def _one(self, record: Record, delivery: Delivery, index: int) -> Outcome:
+        try:
+            envelope = self.spec.decode(record.value)
+            parent = propagate.extract(delivery.headers)
+            attributes = {**self._attributes(record, 1), "messaging.kafka.offset": record.offset}
+            with self._tracer.start_as_current_span(
+                f"{record.topic} process", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
+            ):
+                await self.handler(envelope, delivery)
         except (MalformedMessage, UnknownEventType, Rejected) as exc:
-            await self._dead_letter(message, delivery, exc, attempts=1)
+            await self._dead_letter(record, delivery, exc, attempts=1)
             return "dead_lettered"
         except Exception as exc:
-            return await self._retry_or_dead_letter(message, delivery, exc)
-        self._attempts.pop((delivery.partition, delivery.offset), None)
+            return await self._retry_or_dead_letter(record, delivery, exc, index)
+        self._attempts.pop((delivery.topic, delivery.partition, delivery.offset), None)
         return "processed"
 
     def _count(self, delivery: Delivery, outcome: Outcome) -> None:
         self._finished.add(1, {TOPIC: delivery.topic, GROUP: self.group_id, "outcome": outcome})
 
-    async def _retry_or_dead_letter(self, message: KafkaMessage, delivery: Delivery, exc: Exception) -> Outcome:
-        position = (delivery.partition, delivery.offset)
+    async def _retry_or_dead_letter(self, record: Record, delivery: Delivery, exc: Exception, index: int) -> Outcome:
+        position = (delivery.topic, delivery.partition, delivery.offset)
         attempts = self._attempts.get(position, 0) + 1
         if attempts >= self.max_attempts:
             self._attempts.pop(position, None)
-            await self._dead_letter(message, delivery, exc, attempts=attempts)
+            await self._dead_letter(record, delivery, exc, attempts=attempts)
             return "dead_lettered"
         self._attempts[position] = attempts
         delay = self.backoff_s * 2 ** (attempts - 1)
@@ -116,10 +243,11 @@ class DeadLetterRouter:
             exc,
             delay,
         )
+        self._count(delivery, "retried")
         await asyncio.sleep(delay)
-        raise exc
+        raise _Retry(index) from exc
 
-    async def _dead_letter(self, message: KafkaMessage, delivery: Delivery, exc: Exception, *, attempts: int) -> None:
+    async def _dead_letter(self, record: Record, delivery: Delivery, exc: Exception, *, attempts: int) -> None:
         reason = f"{type(exc).__name__}: {exc}"[:2000]
         log.error("dead-lettering %s[%d]@%d to %s: %s", delivery.topic, delivery.partition, delivery.offset, self.dead_letter_topic, reason)
         headers = {
@@ -133,19 +261,67 @@ class DeadLetterRouter:
             Headers.DLQ_ATTEMPTS: str(attempts),
             Headers.DLQ_FAILED_AT: datetime.now(UTC).isoformat(),
         }
-        await self.broker.publish(message.body, topic=self.dead_letter_topic, key=delivery.key, headers=headers)
+        await self.broker.publish(record.value or b"", topic=self.dead_letter_topic, key=delivery.key, headers=headers)
 
 
-def _delivery_of(message: KafkaMessage) -> Delivery:
-    record: Any = message.raw_message
+def _delivery_of(record: Record) -> Delivery:
     headers = {name: (value or b"").decode("utf-8", "replace") for name, value in (record.headers or ())}
     return Delivery(record.topic, record.partition, record.offset, record.key, headers)
 
 
+def _producer_context(delivery: Delivery) -> trace.SpanContext:
+    """The span context the producer sent in the message's headers (invalid when it sent none)."""
+    return trace.get_current_span(propagate.extract(delivery.headers)).get_span_context()
+
+
+def _next_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
+    """Per partition, the offset after the last of `records` there: what to commit once they are finished."""
+    return {TopicPartition(record.topic, record.partition): record.offset + 1 for record in records}
+
+
+async def _commit(consumer: Any, finished: Sequence[Record]) -> None:
+    """Commit the offsets after `finished`; a failed commit (the group rebalanced) only means they are delivered again."""
+    offsets = _next_offsets(finished)
+    if not offsets or not isinstance(consumer, AIOKafkaConsumer):
+        return  # FastStream's in-memory test broker has no consumer to commit to
+    try:
+        await consumer.commit(offsets)
+    except KafkaError as exc:
+        log.warning("committing %d partitions' offsets failed (%r); their messages will be delivered again", len(offsets), exc)
+
+
+def _rewind(consumer: Any, unfinished: Sequence[Record]) -> None:
+    """Seek each partition with unfinished records back to the first of them, so the next poll takes them again."""
+    first: dict[TopicPartition, int] = {}
+    for record in unfinished:
+        first.setdefault(TopicPartition(record.topic, record.partition), record.offset)
+    for partition, offset in first.items():
+        consumer.seek(partition, offset)
+
+
+async def _readable(records: Any, original: Callable[[Any], Awaitable[StreamMessage[Any]]]) -> StreamMessage[Any]:
+    """FastStream's batch parser, given records whose headers always decode.
+
+    FastStream decodes every header value as strict UTF-8; one header that is not (or
+    is null) would fail the parse on every redelivery and stop the partition for good.
+    """
+    if not isinstance(records, (tuple, list)):
+        return await original(_with_readable_headers(records))
+    return await original(type(records)(_with_readable_headers(record) for record in records))
+
+
+def _with_readable_headers(record: Record) -> Record:
+    headers = record.headers or ()
+    cleaned = tuple((name, (value or b"").decode("utf-8", "replace").encode()) for name, value in headers)
+    if cleaned == tuple(headers):
+        return record
+    return dataclasses.replace(record, headers=cleaned)
+
+
 async def _undecoded(message: StreamMessage[Any]) -> Any:
-    """The body as it came. FastStream would parse a value labelled ``application/json`` before the router
+    """The bodies as they came. FastStream would parse a value labelled ``application/json`` before the router
     sees it, and a malformed one would then fail on every redelivery, stopping its partition for good;
-    the router parses it itself (``TopicSpec.decode``) and dead-letters what does not parse."""
+    the router parses them itself (``TopicSpec.decode``) and dead-letters what does not parse."""
     return message.body
 
 
@@ -157,15 +333,20 @@ def subscribe(
     handler: Handler,
     settings: RuntimeSettings,
     telemetry: Telemetry,
+    batch_handler: BatchHandler | None = None,
     auto_offset_reset: Literal["latest", "earliest", "none"] = "earliest",
-) -> DefaultSubscriber:
-    """Register `handler` for `spec` in consumer group `group_id`, with dead-letter routing, counting each outcome."""
-    router = DeadLetterRouter(broker, spec, group_id, handler, settings, telemetry)
+) -> BatchSubscriber:
+    """Register `handler` (and `batch_handler`, if given) for `spec` in consumer group `group_id`, with dead-letter routing."""
+    router = DeadLetterRouter(broker, spec, group_id, handler, settings, telemetry, batch_handler)
     subscriber = broker.subscriber(
         spec.name,
         group_id=group_id,
+        batch=True,
+        max_records=settings.consumer_batch_max_records,
+        batch_timeout_ms=settings.consumer_batch_wait_ms,
+        parser=_readable,
         decoder=_undecoded,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        ack_policy=AckPolicy.MANUAL,
         auto_offset_reset=auto_offset_reset,
         title=f"{group_id}:{spec.name}",
         description=f"Consumer group {group_id}; unprocessable messages go to {router.dead_letter_topic}.",

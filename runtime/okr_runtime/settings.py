@@ -54,6 +54,16 @@ class RuntimeSettings(BaseSettings):
         validation_alias="OKR_DLQ_RETRY_BACKOFF_S",
         description="First retry delay; doubles per attempt.",
     )
+    consumer_batch_max_records: PositiveInt = Field(
+        default=500,
+        validation_alias="OKR_CONSUMER_BATCH_MAX_RECORDS",
+        description="Most messages a consumer takes from Kafka at once; their offsets are committed together.",
+    )
+    consumer_batch_wait_ms: PositiveInt = Field(
+        default=50,
+        validation_alias="OKR_CONSUMER_BATCH_WAIT_MS",
+        description="How long an idle consumer waits for messages per poll (and pauses after an empty poll).",
+    )
     event_store: Literal["sqlite", "postgres"] = Field(default="sqlite", validation_alias="OKR_EVENT_STORE")
     sqlite_path: Path = Field(default=Path(".local/okrstream.sqlite"), validation_alias="OKR_SQLITE_PATH")
     postgres_dsn: str | None = Field(

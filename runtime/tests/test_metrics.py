@@ -90,10 +90,8 @@ async def test_a_transient_failure_counts_as_retried_until_its_last_attempt_is_d
     dead: list[bytes] = []
     flaky = checkin("flaky")
     async with TestKafkaBroker(consumer_broker(probe, dead)) as broker:
-        for _ in range(SETTINGS.dlq_max_attempts - 1):  # Kafka redelivers the same offset after each failed attempt
-            with pytest.raises(ConnectionError):
-                await broker.publish(flaky, topic=KR_EVENTS.name, key=b"p")
-        await broker.publish(flaky, topic=KR_EVENTS.name, key=b"p")
+        for _ in range(SETTINGS.dlq_max_attempts):  # the in-memory broker's offset is always 0: this is the same message again
+            await broker.publish(flaky, topic=KR_EVENTS.name, key=b"p")
 
     assert outcomes(probe) == {"retried": SETTINGS.dlq_max_attempts - 1, "dead_lettered": 1}
     assert dead == [flaky]
