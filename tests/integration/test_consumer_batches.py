@@ -55,9 +55,13 @@ async def topic_with(
     return spec
 
 
-def settings_for(bootstrap: str, **overrides: object) -> RuntimeSettings:
+def settings_for(bootstrap: str, batch_max: int = 500) -> RuntimeSettings:
     return RuntimeSettings(
-        service_name="batch-consumer", kafka_bootstrap=bootstrap, dlq_max_attempts=3, dlq_retry_backoff_s=0.05, **overrides
+        service_name="batch-consumer",
+        kafka_bootstrap=bootstrap,
+        dlq_max_attempts=3,
+        dlq_retry_backoff_s=0.05,
+        consumer_batch_max_records=batch_max,
     )
 
 
@@ -137,7 +141,7 @@ async def test_a_batch_handler_takes_many_messages_at_once_and_its_refusals_are_
     values[21] = checkin("retired")
     spec = await topic_with(kafka_bootstrap, unique, values)
     group = f"batch-handler-{unique}"
-    settings = settings_for(kafka_bootstrap, consumer_batch_max_records=16)
+    settings = settings_for(kafka_bootstrap, batch_max=16)
     broker = create_broker(settings, create_telemetry(settings))
     sizes: list[int] = []
     applied: list[str] = []
@@ -216,7 +220,10 @@ async def test_a_batch_handler_that_fails_hands_the_batch_to_the_handler_one_mes
 
 async def test_headers_that_are_not_utf8_or_null_do_not_stop_the_partition(kafka_bootstrap: str, unique: str) -> None:
     values = [checkin("a"), checkin("b"), checkin("c")]
-    headers = {0: [("x-binary", b"\xff\xfe\x00")], 1: [("x-null", None), (Headers.EVENT_TYPE, b"CheckInRecorded")]}
+    headers: dict[int, list[tuple[str, bytes | None]]] = {
+        0: [("x-binary", b"\xff\xfe\x00")],
+        1: [("x-null", None), (Headers.EVENT_TYPE, b"CheckInRecorded")],
+    }
     spec = await topic_with(kafka_bootstrap, unique, values, headers)
     group = f"batch-headers-{unique}"
     settings = settings_for(kafka_bootstrap)

@@ -12,8 +12,8 @@ from okr_contracts.scores import score_key
 from okr_contracts.topics import KR_EVENTS_TOPIC
 from okr_rollup.domain.errors import ScoringRefused
 from okr_rollup.domain.projection import PortfolioProjection, canonical, replay
-from okr_rollup.store import ScoreStore
-from okr_runtime.consumer import Delivery, Rejected
+from okr_rollup.store import Applied, ScoreStore
+from okr_runtime.consumer import Delivery, Received, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,50 @@ class RollupService:
             raise
         self._unpublished.add(portfolio_id)
         await self._flush(portfolio_id, [(score_key(portfolio_id, r.node_id), r.value) for r in records])
+
+    async def handle_batch(self, received: Sequence[Received]) -> list[Rejected | None]:
+        """Apply many okr.kr-events.v1 events at once: one transaction for all they changed, then one publish.
+
+        A refused event is left out (its verdict says why) and the others go on, as one by
+        one. If storing or publishing fails, the touched portfolios' projections are dropped
+        (they are rebuilt from the store on the retry) and the error is raised.
+        """
+        verdicts: list[Rejected | None] = []
+        applied: list[Applied] = []
+        touched: list[str] = []
+        for envelope, _ in received:
+            event = envelope.data
+            if not isinstance(event, KrEvent):
+                verdicts.append(Rejected(f"{envelope.type} is not an event of the key-result history"))
+                continue
+            portfolio_id = event.portfolio_id
+            if portfolio_id not in touched:
+                touched.append(portfolio_id)
+            projection = await self.projection(portfolio_id)
+            try:
+                records = projection.apply(envelope)
+            except ScoringRefused as exc:
+                verdicts.append(Rejected(f"{exc.code}: {exc}"))  # the projection is as it was before the event
+                continue
+            verdicts.append(None)
+            if records is not None:
+                applied.append(Applied(portfolio_id, projection.events, str(envelope.event_id), canonical(envelope.as_json()), records))
+        try:
+            for portfolio_id in touched:
+                await self._flush(portfolio_id)  # what an earlier failure left unpublished goes first
+            if applied:
+                await asyncio.to_thread(self.store.append_many, applied)
+        except BaseException:
+            for portfolio_id in touched:
+                self._projections.pop(portfolio_id, None)
+            raise
+        stored = list(dict.fromkeys(a.portfolio_id for a in applied))
+        self._unpublished.update(stored)
+        if stored:
+            await self.publish([(score_key(a.portfolio_id, r.node_id), r.value) for a in applied for r in a.records])
+            await asyncio.to_thread(self.store.mark_published, *stored)
+            self._unpublished.difference_update(stored)
+        return verdicts
 
     async def projection(self, portfolio_id: str) -> PortfolioProjection:
         """The portfolio's projection, rebuilt from the store on first use."""

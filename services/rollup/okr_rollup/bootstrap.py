@@ -30,7 +30,15 @@ def create_app(settings: RollupSettings, *, telemetry: Telemetry | None = None) 
     broker = create_broker(settings, telemetry)
     store = open_store(settings)
     rollup = RollupService(store, stored_publisher(broker, SCORES_TOPIC))
-    subscribe(broker, KR_EVENTS_TOPIC, group_id=settings.group, handler=rollup.handle, settings=settings, telemetry=telemetry)
+    subscribe(
+        broker,
+        KR_EVENTS_TOPIC,
+        group_id=settings.group,
+        handler=rollup.handle,
+        batch_handler=rollup.handle_batch,
+        settings=settings,
+        telemetry=telemetry,
+    )
     lag = ConsumerLag.watch(settings, telemetry, {settings.group: [KR_EVENTS_TOPIC.name]})
     observe_backlog(telemetry, "rollup_scores", store.unpublished_count)
 

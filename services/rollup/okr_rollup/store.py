@@ -45,6 +45,17 @@ CREATE INDEX IF NOT EXISTS rollup_scores_unpublished ON rollup_scores (portfolio
 """
 
 
+@dataclass(frozen=True)
+class Applied:
+    """An event the projection applied, at position `seq` of its portfolio, and the score records it produced."""
+
+    portfolio_id: str
+    seq: int
+    event_id: str
+    envelope: bytes
+    records: Sequence[ScoreRecord]
+
+
 class SeqConflict(RuntimeError):
     """Another process applied events to this portfolio since it was loaded here; reload and retry."""
 
@@ -77,19 +88,26 @@ class ScoreStore(SqlStore):
 
     def append(self, portfolio_id: str, seq: int, event_id: str, envelope: bytes, records: Sequence[ScoreRecord]) -> None:
         """Store an applied event and the score records it produced, atomically; :class:`SeqConflict` if `seq` is taken."""
+        self.append_many([Applied(portfolio_id, seq, event_id, envelope, records)])
+
+    def append_many(self, applied: Sequence[Applied]) -> None:
+        """Store applied events (of any portfolios, each in order) and their score records in one transaction.
+
+        All or nothing: :class:`SeqConflict` if any position is taken, and then none is stored.
+        """
+        inputs = [(a.portfolio_id, a.seq, a.event_id, a.envelope.decode()) for a in applied]
+        scores = [(a.portfolio_id, a.seq, r.node_id, stamp(r.envelope.data.as_of), r.value.decode()) for a in applied for r in a.records]
         try:
             with self.transaction() as cur:
-                cur.execute(
-                    self._q("INSERT INTO rollup_inputs (portfolio_id, seq, event_id, envelope) VALUES (?, ?, ?, ?)"),
-                    (portfolio_id, seq, event_id, envelope.decode()),
-                )
-                rows = [(portfolio_id, seq, r.node_id, stamp(r.envelope.data.as_of), r.value.decode()) for r in records]
-                if rows:
+                cur.executemany(self._q("INSERT INTO rollup_inputs (portfolio_id, seq, event_id, envelope) VALUES (?, ?, ?, ?)"), inputs)
+                if scores:
                     cur.executemany(
-                        self._q("INSERT INTO rollup_scores (portfolio_id, input_seq, node_id, as_of, record) VALUES (?, ?, ?, ?, ?)"), rows
+                        self._q("INSERT INTO rollup_scores (portfolio_id, input_seq, node_id, as_of, record) VALUES (?, ?, ?, ?, ?)"),
+                        scores,
                     )
         except (sqlite3.IntegrityError, psycopg.errors.UniqueViolation) as exc:
-            raise SeqConflict(f"position {seq} of portfolio {portfolio_id} is already stored") from exc
+            taken = ", ".join(f"{a.portfolio_id}@{a.seq}" for a in applied[:3])
+            raise SeqConflict(f"a position among {len(applied)} ({taken}, …) is already stored") from exc
 
     def unpublished(self, portfolio_id: str) -> list[tuple[str, bytes]]:
         """Score records stored but not yet acknowledged by Kafka, in order: (Kafka key, value)."""
@@ -105,10 +123,12 @@ class ScoreStore(SqlStore):
             cur.execute("SELECT COUNT(*) FROM rollup_scores WHERE NOT published")
             return int(cur.fetchone()[0])
 
-    def mark_published(self, portfolio_id: str) -> None:
-        """Note that every stored record of the portfolio reached Kafka."""
+    def mark_published(self, *portfolio_ids: str) -> None:
+        """Note that every stored record of the portfolios reached Kafka."""
         with self.transaction() as cur:
-            cur.execute(self._q("UPDATE rollup_scores SET published = TRUE WHERE portfolio_id = ? AND NOT published"), (portfolio_id,))
+            cur.executemany(
+                self._q("UPDATE rollup_scores SET published = TRUE WHERE portfolio_id = ? AND NOT published"), [(p,) for p in portfolio_ids]
+            )
 
     def latest(self, portfolio_id: str, as_of: datetime | None = None) -> dict[str, bytes]:
         """Each node's latest score record (as of a time, if given), by node id."""

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from okr_contracts.scores import score_key
 from okr_rollup.application import RollupService
-from okr_rollup.store import ScoreStore, SeqConflict
-from okr_runtime.consumer import Rejected
+from okr_rollup.store import ScoreStore, SeqConflict, SqliteScoreStore
+from okr_runtime.consumer import Delivery, Rejected
 
 
 class Published:
@@ -101,3 +102,49 @@ async def test_scores_as_of_a_past_moment(store: ScoreStore, history: Any) -> No
     assert json.loads(now["a1"])["data"]["progress"] == pytest.approx(0.9)
     assert store.latest(history.pid, moment - timedelta(days=30)) == {}
     assert [json.loads(r)["data"]["progress"] for r in store.history(history.pid, "a1")][-2:] == [pytest.approx(0.2), pytest.approx(0.9)]
+
+
+def delivered(events: list[Any]) -> list[tuple[Any, Delivery]]:
+    return [(envelope, Delivery("okr.kr-events.v1", 0, n, None, {})) for n, envelope in enumerate(events)]
+
+
+async def test_a_batch_stores_and_publishes_exactly_what_one_at_a_time_does(store: ScoreStore, history: Any, tmp_path: Path) -> None:
+    events = [*history.standard(), history.value("a1", 50.0), history.check_in("a1", 0.8), history.value("b1", 30.0)]
+    one_by_one, batched = Published(), Published()
+    other_store = SqliteScoreStore(tmp_path / "one-by-one.sqlite")
+    await feed(RollupService(other_store, one_by_one), events)
+    verdicts = await RollupService(store, batched).handle_batch(delivered(events))
+    assert verdicts == [None] * len(events)
+    assert batched.records == one_by_one.records
+    assert store.latest(history.pid) == other_store.latest(history.pid)
+    assert store.load(history.pid).envelopes == other_store.load(history.pid).envelopes
+    assert store.unpublished_count() == 0
+    other_store.close()
+    again = Published()
+    assert await RollupService(store, again).handle_batch(delivered(events)) == [None] * len(events)  # redelivered: all seen
+    assert again.records == []
+
+
+async def test_a_refused_event_in_a_batch_is_rejected_alone_and_the_rest_is_stored(store: ScoreStore, history: Any) -> None:
+    events = [history.portfolio("kpi"), history.objective("P", 1), history.kr("p1", "P", 1, unit="users", kind="derived")]
+    unscorable = history.objective("A", 2, parent="p1")
+    service = RollupService(store, Published())
+    verdicts = await service.handle_batch(delivered([*events, unscorable, history.objective("B", 1)]))
+    assert [type(v).__name__ if v else None for v in verdicts] == [None, None, None, "Rejected", None]
+    assert "unit-mismatch" in str(verdicts[3])
+    assert len(store.load(history.pid).envelopes) == 4
+
+
+async def test_a_batch_that_cannot_be_published_stays_in_the_outbox_and_goes_first_next_time(store: ScoreStore, history: Any) -> None:
+    sent = Published()
+    service = RollupService(store, sent)
+    await service.handle_batch(delivered(history.standard()))
+    sent.fail = True
+    value = history.value("b1", 70.0)
+    with pytest.raises(ConnectionError):
+        await service.handle_batch(delivered([value]))
+    assert store.unpublished_count() == 4
+    sent.fail = False
+    await RollupService(store, sent).handle_batch(delivered([value, history.value("a1", 10.0)]))  # redelivered with the next one
+    assert store.unpublished_count() == 0
+    assert [key for key, _ in sent.records].count(score_key(history.pid, "b1")) == 2  # pending at definition, then 0.7 once
