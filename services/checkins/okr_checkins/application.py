@@ -14,7 +14,7 @@ import bisect
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -92,6 +92,26 @@ class CheckinsApplication(Application[Any]):
                     return self._save(portfolio)
                 except IntegrityError:
                     log.info("portfolio %s changed while a command ran; running it again", portfolio_id)
+        raise Contention(f"portfolio {portfolio_id} kept changing during {self.MAX_ATTEMPTS} attempts; retry the request")
+
+    def execute_many(self, portfolio_id: str, steps: Sequence[tuple[Request, Command]]) -> CommandResult:
+        """Run several commands, each with its own request, on one load of the portfolio, and store all they record at once.
+
+        For a consumer applying a batch: one aggregate copy and one transaction instead of one
+        per command. The requests carry no idempotency key (a consumer's duplicates are the
+        commands' own business). Retried on concurrent appends as :meth:`execute` is.
+        """
+        if any(request.idempotency is not None for request, _ in steps):
+            raise ValueError("execute_many takes requests without idempotency keys")
+        with self._lock(portfolio_id):
+            for _ in range(self.MAX_ATTEMPTS):
+                portfolio = self.portfolio(portfolio_id)
+                for request, command in steps:
+                    command(portfolio, self._context(request))
+                try:
+                    return self._save(portfolio)
+                except IntegrityError:
+                    log.info("portfolio %s changed while a batch of commands ran; running it again", portfolio_id)
         raise Contention(f"portfolio {portfolio_id} kept changing during {self.MAX_ATTEMPTS} attempts; retry the request")
 
     def portfolio(self, portfolio_id: str) -> Portfolio:

@@ -45,7 +45,15 @@ def create_app(settings: CheckinsSettings, *, clock: Clock | None = None, teleme
     observe_backlog(telemetry, "checkins_outbox", relay.backlog)
     kpi = KpiRecorder(checkins)
     metrics = topic("okr.metrics.v1")
-    subscribe(broker, metrics, group_id=settings.kpi_group, handler=kpi.handle, settings=settings, telemetry=telemetry)
+    subscribe(
+        broker,
+        metrics,
+        group_id=settings.kpi_group,
+        handler=kpi.handle,
+        batch_handler=kpi.handle_batch,
+        settings=settings,
+        telemetry=telemetry,
+    )
     lag = ConsumerLag.watch(settings, telemetry, {settings.kpi_group: [metrics.name]})
 
     async def store_ready() -> bool:

@@ -52,3 +52,31 @@ def test_a_retired_key_result_ignores_samples(seeded: Any) -> None:
     before = seeded.stored()
     assert KpiRecorder(seeded.checkins).record(str(uuid.uuid4()), sample("arr-acme", 1.3)) == 0
     assert seeded.stored() == before
+
+
+def test_a_batch_of_samples_is_recorded_as_one_at_a_time_records_it_with_each_refusal_alone(seeded: Any) -> None:
+    recorder = KpiRecorder(seeded.checkins)
+    first, again, unbound, other_unit, last = (str(uuid.uuid4()) for _ in range(5))
+    batch: list[tuple[str, KpiSampled] | Rejected] = [
+        (first, sample("arr-acme", 1.1)),
+        (again, sample("arr-acme", 1.2)),
+        (unbound, sample("nps", 41)),
+        (other_unit, sample("arr-acme", 9.9, unit="USD")),
+        Rejected("AlertRaised is not a KPI sample"),
+        (last, sample("arr-acme", 1.3)),
+    ]
+    verdicts = recorder.record_many(batch)
+    assert [str(v) if v else None for v in verdicts] == [
+        None,
+        None,
+        "no key result is bound to metric 'nps'",
+        "metric arr-acme is sampled in 'USD' but key result revenue is in 'MEUR'",
+        "AlertRaised is not a KPI sample",
+        None,
+    ]
+    history = seeded.ok(seeded.get("/acme/key-results/revenue/history", "pm.ana"))["items"]
+    assert [item["data"]["value"] for item in history if item["type"] == "ValueObserved"][-3:] == [1.1, 1.2, 1.3]
+    assert {item["data"]["actor"] for item in history[-3:]} == {"connector:kpi"}
+    before = seeded.stored()
+    assert recorder.record_many(batch)[:2] == [None, None]  # the whole batch redelivered: nothing new
+    assert seeded.stored() == before
