@@ -91,25 +91,8 @@ class ConnectorStore(MappingTables):
     def accept(self, source: str, items: Sequence[Item], checkpoint: tuple[str, dict[str, Any]] | None = None) -> int:
         """Store the items not seen before (and the checkpoint) atomically; how many were new."""
         now = _now()
-        new = 0
         with self.transaction() as cur:
-            for item in items:
-                if item.dedup_key is not None:
-                    cur.execute(
-                        self._q("INSERT INTO connector_inbox (source, dedup_key, accepted_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
-                        (source, item.dedup_key, now),
-                    )
-                    if cur.rowcount == 0:
-                        continue
-                new += 1
-                if item.outgoing is not None:
-                    out = item.outgoing
-                    cur.execute(
-                        self._q("INSERT INTO connector_outbox (topic, message_key, value) VALUES (?, ?, ?)"),
-                        (out.topic, out.key, out.value.decode()),
-                    )
-                if item.unmapped is not None:
-                    self._count_unmapped(cur, item.unmapped, now)
+            new = self._insert(cur, source, items, now)
             if checkpoint is not None:
                 name, position = checkpoint
                 cur.execute(
@@ -119,6 +102,37 @@ class ConnectorStore(MappingTables):
                     ),
                     (name, json.dumps(position, sort_keys=True), now),
                 )
+        return new
+
+    def accept_all(self, deliveries: Sequence[tuple[str, Sequence[Item]]]) -> list[int]:
+        """Store several deliveries' items (each a source and its items) in one transaction; how many of each were new.
+
+        A group commit: concurrent webhooks share one transaction, and each is as durable as if it had had its own.
+        Within the transaction they are written in the order given, so a later one repeating an earlier one's key is the duplicate.
+        """
+        now = _now()
+        with self.transaction() as cur:
+            return [self._insert(cur, source, items, now) for source, items in deliveries]
+
+    def _insert(self, cur: Any, source: str, items: Sequence[Item], now: str) -> int:
+        new = 0
+        for item in items:
+            if item.dedup_key is not None:
+                cur.execute(
+                    self._q("INSERT INTO connector_inbox (source, dedup_key, accepted_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
+                    (source, item.dedup_key, now),
+                )
+                if cur.rowcount == 0:
+                    continue
+            new += 1
+            if item.outgoing is not None:
+                out = item.outgoing
+                cur.execute(
+                    self._q("INSERT INTO connector_outbox (topic, message_key, value) VALUES (?, ?, ?)"),
+                    (out.topic, out.key, out.value.decode()),
+                )
+            if item.unmapped is not None:
+                self._count_unmapped(cur, item.unmapped, now)
         return new
 
     def _count_unmapped(self, cur: Any, unmapped: Unmapped, now: str) -> None:

@@ -10,7 +10,6 @@ A retried delivery (same delivery id) or a change already polled is a duplicate:
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from typing import Any, Literal
 from pydantic import SecretStr
 
 from okr_connectors import intake
+from okr_connectors.group_commit import GroupCommit, Write, Written
+from okr_connectors.mapping import Mapping as ConnectorMapping
 from okr_connectors.mapping import MappingSource
 from okr_connectors.settings import ConnectorsSettings
 from okr_connectors.signatures import SignatureRejected, verify_jira, verify_linear, verify_slack
@@ -42,7 +43,11 @@ class Outcome:
 
 
 class Webhooks:
-    """The receivers over the store and the mapping in force (asked for each request); `notify` wakes the relay."""
+    """The receivers over the store and the mapping in force; `notify` wakes the relay.
+
+    Requests are written by a group commit (:mod:`okr_connectors.group_commit`): the mapping in force is read
+    once per batch of concurrent requests, just before their transaction, so a changed mapping applies to the next request.
+    """
 
     def __init__(
         self,
@@ -57,6 +62,7 @@ class Webhooks:
         self.mappings = mappings
         self.notify = notify
         self.clock = clock
+        self.intake = GroupCommit(store, mappings)
 
     async def jira(self, body: bytes, headers: Mapping[str, str]) -> Outcome:
         """A Jira admin webhook delivery."""
@@ -84,32 +90,45 @@ class Webhooks:
             return Outcome("challenge", challenge=request.challenge)
         if request is None:
             return Outcome("ignored")
-        mapping = await asyncio.to_thread(self.mappings.current)
-        channel = mapping.slack_channels.get(request.channel)
-        if channel is None:
-            return Outcome("ignored", f"channel {request.channel} is not configured")
-        known = mapping.known_krs(channel.portfolio_id)
-        signal = slack.signal_from_message(request, known_krs=known, default_krs=tuple(channel.kr_ids))
-        if signal is None:
-            return Outcome("ignored", "no blocker or decision marker and no key result named")
-        return await self._write("slack", f"event:{request.event_id}", intake.item_for(mapping.apply(signal), signal))
+        message = request
+
+        def plan(mapping: ConnectorMapping) -> Write | Outcome:
+            channel = mapping.slack_channels.get(message.channel)
+            if channel is None:
+                return Outcome("ignored", f"channel {message.channel} is not configured")
+            known = mapping.known_krs(channel.portfolio_id)
+            signal = slack.signal_from_message(message, known_krs=known, default_krs=tuple(channel.kr_ids))
+            if signal is None:
+                return Outcome("ignored", "no blocker or decision marker and no key result named")
+            return _write("slack", f"event:{message.event_id}", intake.item_for(mapping.apply(signal), signal))
+
+        return self._answer(await self.intake.run(plan))
 
     async def _store(self, source: str, delivery: str | None, event: DeliveryEvent | None) -> Outcome:
         if event is None:
             return Outcome("ignored", "an event kind the connectors do not track")
-        mapping = await asyncio.to_thread(self.mappings.current)
-        mapped = mapping.apply(event)
-        return await self._write(source, f"delivery:{delivery}" if delivery else None, intake.item_for(mapped, event))
+        parsed, delivery_key = event, f"delivery:{delivery}" if delivery else None
 
-    async def _write(self, source: str, delivery_key: str | None, item: Item) -> Outcome:
-        items = [Item(delivery_key), item] if delivery_key else [item]
-        new = await asyncio.to_thread(self.store.accept, source, items)
+        def plan(mapping: ConnectorMapping) -> Write:
+            return _write(source, delivery_key, intake.item_for(mapping.apply(parsed), parsed))
+
+        return self._answer(await self.intake.run(plan))
+
+    def _answer(self, result: Written | Outcome) -> Outcome:
+        if isinstance(result, Outcome):
+            return result
+        item = result.write.items[-1]
         if item.unmapped is not None:
             return Outcome("unmapped", "no mapping rule claims it; see GET /v1/connectors/unmapped")
-        if new < len(items):
+        if result.new < len(result.write.items):
             return Outcome("duplicate")
         self.notify()
         return Outcome("accepted")
+
+
+def _write(source: str, delivery_key: str | None, item: Item) -> Write:
+    """The change's item, after its delivery's key when the vendor gave one (a retried delivery is then a duplicate)."""
+    return Write(source, [Item(delivery_key), item] if delivery_key else [item])
 
 
 def _secret(value: SecretStr | None, vendor: str, setting: str) -> bytes:

@@ -35,6 +35,13 @@ def test_an_item_seen_before_is_not_stored_again(store: ConnectorStore) -> None:
     assert store.counts()["accepted"] == {"jira": 3, "linear": 1}
 
 
+def test_several_deliveries_share_one_transaction_and_a_later_repeat_is_the_duplicate(store: ConnectorStore) -> None:
+    news = store.accept_all([("jira", [Item("d-1"), Item("jira:1:t1", out(1))]), ("jira", [Item("d-2"), Item("jira:1:t1", out(2))])])
+    assert news == [2, 1]  # the second delivery repeats the first one's change: its own key is new, the change is not
+    assert [o.value for _, o in store.unpublished()] == [out(1).value]
+    assert store.accept_all([("linear", [Item("d-1")]), ("jira", [Item("d-1")])]) == [1, 0]
+
+
 def test_published_rows_leave_the_outbox_in_order(store: ConnectorStore) -> None:
     store.accept("jira", [Item(f"k{i}", out(i)) for i in range(5)])
     first = store.unpublished(limit=2)
