@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 
 from okr_contracts.alerts import AlertRaised
@@ -26,7 +27,7 @@ from okr_drift.domain.evaluation import PortfolioDrift
 from okr_drift.domain.facts import PortfolioFacts
 from okr_drift.domain.portfolio import ENTITY_KINDS, Touched
 from okr_drift.store import AlertQuery, DriftStore, Write
-from okr_runtime.consumer import Delivery, Rejected
+from okr_runtime.consumer import Delivery, Received, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ Publish = Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]
 """Publishes (portfolio id, envelope value) pairs on okr.alerts.v1, in order, returning once Kafka acknowledged them."""
 Owns = Callable[[str], bool]
 """Whether this shard evaluates a portfolio."""
+Fold = Callable[[PortfolioDrift], Touched | None]
+"""Folds one input into a portfolio's facts: what it touched, or None when it was seen before."""
 Raised = Callable[[Alert], None]
 """Told of each alert when it is raised and stored."""
 
@@ -88,29 +91,105 @@ class DriftService:
 
     async def on_history(self, envelope: Envelope[EventPayload], delivery: Delivery | None = None) -> None:
         """An okr.kr-events.v1 event."""
-        event = envelope.data
-        if not isinstance(event, KrEvent):
-            raise Rejected(f"{envelope.type} is not an event of the key-result history")
-        if self.owns(event.portfolio_id):
-            await self._apply(event.portfolio_id, lambda d: d.state.apply_history(event, envelope.occurred_at))
+        await self._apply_each(self._history_folds(envelope))
 
     async def on_score(self, envelope: Envelope[EventPayload], delivery: Delivery | None = None) -> None:
         """An okr.scores.v1 record: a key result's progress."""
-        score = envelope.data
-        if not isinstance(score, NodeScored):
-            raise Rejected(f"{envelope.type} is not a score record")
-        if self.owns(score.portfolio_id):
-            await self._apply(score.portfolio_id, lambda d: d.state.apply_score(score, _progress_window(d.state.facts)))
+        await self._apply_each(self._score_folds(envelope))
 
     async def on_delivery(self, envelope: Envelope[EventPayload], delivery: Delivery | None = None) -> None:
         """An okr.delivery.v1 event: work items and chat signals, kept per linked key result; project health is not drift's."""
+        await self._apply_each(self._delivery_folds(envelope))
+
+    async def on_history_batch(self, received: Sequence[Received]) -> list[Rejected | None]:
+        """Many okr.kr-events.v1 events at once (see :meth:`_apply_batch`)."""
+        return await self._apply_batch(received, self._history_folds)
+
+    async def on_score_batch(self, received: Sequence[Received]) -> list[Rejected | None]:
+        """Many okr.scores.v1 records at once (see :meth:`_apply_batch`)."""
+        return await self._apply_batch(received, self._score_folds)
+
+    async def on_delivery_batch(self, received: Sequence[Received]) -> list[Rejected | None]:
+        """Many okr.delivery.v1 events at once (see :meth:`_apply_batch`)."""
+        return await self._apply_batch(received, self._delivery_folds)
+
+    def _history_folds(self, envelope: Envelope[EventPayload]) -> list[tuple[str, Fold]]:
+        event = envelope.data
+        if not isinstance(event, KrEvent):
+            raise Rejected(f"{envelope.type} is not an event of the key-result history")
+        if not self.owns(event.portfolio_id):
+            return []
+        return [(event.portfolio_id, lambda d: d.state.apply_history(event, envelope.occurred_at))]
+
+    def _score_folds(self, envelope: Envelope[EventPayload]) -> list[tuple[str, Fold]]:
+        score = envelope.data
+        if not isinstance(score, NodeScored):
+            raise Rejected(f"{envelope.type} is not a score record")
+        if not self.owns(score.portfolio_id):
+            return []
+        return [(score.portfolio_id, lambda d: d.state.apply_score(score, _progress_window(d.state.facts)))]
+
+    def _delivery_folds(self, envelope: Envelope[EventPayload]) -> list[tuple[str, Fold]]:
         change = envelope.data
         if not isinstance(change, WorkItemChanged | SignalRaised) or not change.kr_ids:
-            return
+            return []
         item = item_id(change)
-        for kr_id in dict.fromkeys(change.kr_ids):
-            for pid in self._portfolios_of(kr_id, change.portfolio_id):
-                await self._apply(pid, _delivery_fold(kr_id, item, change))
+        return [
+            (pid, _delivery_fold(kr_id, item, change))
+            for kr_id in dict.fromkeys(change.kr_ids)
+            for pid in self._portfolios_of(kr_id, change.portfolio_id)
+        ]
+
+    async def _apply_each(self, folds: list[tuple[str, Fold]]) -> None:
+        for portfolio_id, fold in folds:
+            await self._apply(portfolio_id, fold)
+
+    async def _apply_batch(
+        self, received: Sequence[Received], folds_of: Callable[[Envelope[EventPayload]], list[tuple[str, Fold]]]
+    ) -> list[Rejected | None]:
+        """Fold and evaluate many inputs, each as one at a time would, then store all they changed in one transaction.
+
+        Every portfolio touched is locked for the whole batch. If storing fails, their
+        memory is replaced with what the store holds and the error is raised (the consumer
+        then takes the inputs one at a time).
+        """
+        verdicts: list[Rejected | None] = []
+        folds: list[tuple[str, Fold]] = []
+        for envelope, _ in received:
+            try:
+                folds.extend(folds_of(envelope))
+            except Rejected as refusal:
+                verdicts.append(refusal)
+                continue
+            verdicts.append(None)
+        portfolios = sorted({pid for pid, _ in folds})
+        async with AsyncExitStack() as locks:
+            for portfolio_id in portfolios:
+                await locks.enter_async_context(self._lock(portfolio_id))
+            writes, raised = [], []
+            try:
+                for portfolio_id in portfolios:
+                    drift = self.drifts.setdefault(portfolio_id, PortfolioDrift(portfolio_id))
+                    stored = Touched()  # the entities every input touched, stored once as they are at the end
+                    changes: list[Change] = []
+                    for pid, fold in folds:
+                        if pid != portfolio_id:
+                            continue
+                        touched = fold(drift)
+                        if touched is not None:  # else seen before
+                            changes += drift.evaluate(self.clock(), touched)
+                            stored.entities |= touched.entities
+                    writes.append(self._write_of(drift, stored, changes))
+                    raised += [c.alert for c in changes if isinstance(c.event, AlertRaised)]
+                await asyncio.to_thread(self.store.write_many, writes)
+            except BaseException:
+                for portfolio_id in portfolios:
+                    await self._reload(portfolio_id)
+                raise
+        for alert in raised:
+            self.on_raised(alert)
+        await self.flush()
+        return verdicts
 
     def _portfolios_of(self, kr_id: str, portfolio_id: str | None) -> list[str]:
         """Where a linked key result lives: the portfolio the connector named, else each of this shard's that defines it."""
@@ -197,14 +276,17 @@ class DriftService:
     def _lock(self, portfolio_id: str) -> asyncio.Lock:
         return self._locks.setdefault(portfolio_id, asyncio.Lock())
 
-    async def _commit(self, drift: PortfolioDrift, touched: Touched | None, changes: list[Change]) -> None:
+    def _write_of(self, drift: PortfolioDrift, touched: Touched | None, changes: list[Change]) -> Write:
         facts = []
         for kind, entity_id in sorted(touched.entities) if touched else ():
             entity = drift.state.get(kind, entity_id)
             if entity is not None:
                 facts.append((kind, entity_id, entity.model_dump_json()))
         events = [(str(c.event_id), _envelope(c)) for c in changes]
-        write = Write(drift.portfolio_id, facts, [c.alert for c in changes], events)
+        return Write(drift.portfolio_id, facts, [c.alert for c in changes], events)
+
+    async def _commit(self, drift: PortfolioDrift, touched: Touched | None, changes: list[Change]) -> None:
+        write = self._write_of(drift, touched, changes)
         try:
             await asyncio.to_thread(self.store.write, write)
         except BaseException:

@@ -40,10 +40,14 @@ def create_app(settings: DriftSettings, *, telemetry: Telemetry | None = None, c
     store = open_store(settings)
     drift = DriftService(store, stored_publisher(broker, ALERTS_TOPIC), clock, settings.owns, on_raised=count_raised(telemetry))
     group = settings.consumer_group
-    inputs = ((KR_EVENTS_TOPIC, drift.on_history), (SCORES_TOPIC, drift.on_score), (DELIVERY_TOPIC, drift.on_delivery))
-    for spec, handler in inputs:
-        subscribe(broker, spec, group_id=group, handler=handler, settings=settings, telemetry=telemetry)
-    lag = ConsumerLag.watch(settings, telemetry, {group: [spec.name for spec, _ in inputs]})
+    inputs = (
+        (KR_EVENTS_TOPIC, drift.on_history, drift.on_history_batch),
+        (SCORES_TOPIC, drift.on_score, drift.on_score_batch),
+        (DELIVERY_TOPIC, drift.on_delivery, drift.on_delivery_batch),
+    )
+    for spec, handler, batch_handler in inputs:
+        subscribe(broker, spec, group_id=group, handler=handler, batch_handler=batch_handler, settings=settings, telemetry=telemetry)
+    lag = ConsumerLag.watch(settings, telemetry, {group: [spec.name for spec, _, _ in inputs]})
     observe_backlog(telemetry, "drift_outbox", store.unpublished_count)
 
     async def store_ready() -> bool:

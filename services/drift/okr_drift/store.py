@@ -84,31 +84,39 @@ class DriftStore(SqlStore):
 
     def write(self, change: Write) -> None:
         """Store a portfolio's changed facts, alerts and outgoing events atomically."""
-        pid = change.portfolio_id
+        self.write_many([change])
+
+    def write_many(self, changes: Sequence[Write]) -> None:
+        """Store several writes (of one or more portfolios, in order) in one transaction."""
         with self.transaction() as cur:
-            if change.facts:
-                cur.executemany(
-                    self._q(
-                        "INSERT INTO drift_facts (portfolio_id, kind, entity_id, doc) VALUES (?, ?, ?, ?) "
-                        "ON CONFLICT (portfolio_id, kind, entity_id) DO UPDATE SET doc = excluded.doc"
-                    ),
-                    [(pid, kind, entity_id, doc) for kind, entity_id, doc in change.facts],
-                )
-            for alert in change.alerts:  # one by one: a resolve must free the open slot before a raise takes it
-                cur.execute(
-                    self._q(
-                        "INSERT INTO drift_alerts "
-                        "(portfolio_id, alert_id, rule, node_id, state, severity, product_id, owner, raised_at, doc) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                        "ON CONFLICT (portfolio_id, alert_id) DO UPDATE SET state = excluded.state, doc = excluded.doc"
-                    ),
-                    _alert_row(alert),
-                )
-            if change.events:
-                cur.executemany(
-                    self._q("INSERT INTO drift_outbox (portfolio_id, event_id, value) VALUES (?, ?, ?)"),
-                    [(pid, event_id, value.decode()) for event_id, value in change.events],
-                )
+            for change in changes:
+                self._write(cur, change)
+
+    def _write(self, cur: Any, change: Write) -> None:
+        pid = change.portfolio_id
+        if change.facts:
+            cur.executemany(
+                self._q(
+                    "INSERT INTO drift_facts (portfolio_id, kind, entity_id, doc) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (portfolio_id, kind, entity_id) DO UPDATE SET doc = excluded.doc"
+                ),
+                [(pid, kind, entity_id, doc) for kind, entity_id, doc in change.facts],
+            )
+        for alert in change.alerts:  # one by one: a resolve must free the open slot before a raise takes it
+            cur.execute(
+                self._q(
+                    "INSERT INTO drift_alerts "
+                    "(portfolio_id, alert_id, rule, node_id, state, severity, product_id, owner, raised_at, doc) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (portfolio_id, alert_id) DO UPDATE SET state = excluded.state, doc = excluded.doc"
+                ),
+                _alert_row(alert),
+            )
+        if change.events:
+            cur.executemany(
+                self._q("INSERT INTO drift_outbox (portfolio_id, event_id, value) VALUES (?, ?, ?)"),
+                [(pid, event_id, value.decode()) for event_id, value in change.events],
+            )
 
     def facts(self) -> Iterator[tuple[str, str, str, str]]:
         """Every stored fact as (portfolio, kind, entity id, JSON document)."""

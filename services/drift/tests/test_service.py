@@ -35,7 +35,7 @@ from okr_drift.application import DriftService
 from okr_drift.domain.alerts import AlertClosed, AlertNotFound, AlertState, alert_id
 from okr_drift.metrics import count_raised
 from okr_drift.store import DriftStore, PostgresDriftStore, SqliteDriftStore
-from okr_runtime.consumer import Rejected
+from okr_runtime.consumer import Delivery, Rejected
 from okr_runtime.instruments import ALERTS_RAISED, OUTBOX_BACKLOG
 from okr_runtime.telemetry import observe_backlog
 from okr_runtime.testing import MetricsProbe
@@ -545,3 +545,71 @@ async def test_the_outbox_backlog_counts_events_kafka_has_not_acknowledged(store
     await service.flush()
     assert probe.value(OUTBOX_BACKLOG, {"outbox": "drift_outbox"}) == 0
     probe.close()
+
+
+async def feed_batches(service: DriftService, envelopes: Sequence[Envelope[Any]]) -> list[Rejected | None]:
+    """Deliver runs of inputs of one topic as one consumer batch each, as a consumer catching up sees them."""
+    verdicts: list[Rejected | None] = []
+    run: list[tuple[Envelope[Any], Delivery]] = []
+    for n, envelope in enumerate(envelopes):
+        run.append((envelope, Delivery("t", 0, n, None, {})))
+        follows = envelopes[n + 1] if n + 1 < len(envelopes) else None
+        if follows is None or _batch_handler(service, follows) != _batch_handler(service, envelope):
+            verdicts += await _batch_handler(service, envelope)(run)
+            run = []
+    return verdicts
+
+
+def _batch_handler(service: DriftService, envelope: Envelope[Any]) -> Callable[..., Any]:
+    if isinstance(envelope.data, NodeScored):
+        return service.on_score_batch
+    if isinstance(envelope.data, WorkItemChanged):
+        return service.on_delivery_batch
+    return service.on_history_batch
+
+
+async def test_batches_store_and_publish_what_one_input_at_a_time_does(
+    store: DriftStore, clock: Clock, inputs: Inputs, tmp_path: Path
+) -> None:
+    one_by_one, batched = Published(), Published()
+    reference = SqliteDriftStore(tmp_path / "one-by-one.sqlite")
+    services = (DriftService(reference, one_by_one, clock), DriftService(store, batched, clock))
+    steps: list[list[Envelope[Any]]] = [
+        [*inputs.setup(busy_items=2), inputs.kr("a2", baseline=None), inputs.score("a1", 0.02)],
+        [inputs.work_item("a1", 1), inputs.work_item("a1", 2, done=False), inputs.work_item("a1", 2, portfolio=False)],
+        [inputs.score("a1", 0.3), inputs.check_in("a1", 0.2), inputs.kr("a3", title="Launch the partner portal")],
+    ]
+    for step in steps:
+        await feed(services[0], step)
+        assert await feed_batches(services[1], step) == [None] * len(step)
+        clock.advance(hours=1)
+    await feed_batches(services[1], [e for step in steps for e in step])  # everything redelivered: nothing changes
+    assert batched.events() == one_by_one.events()
+    assert ("AlertRaised", "busy_but_flat", "a1") in batched.events()
+    assert sorted(store.facts()) == sorted((pid, kind, entity, doc) for pid, kind, entity, doc in reference.facts())
+    assert store.alerts(inputs.pid) == reference.alerts(inputs.pid)
+    reference.close()
+
+
+async def test_a_batch_refuses_an_input_of_another_topic_alone(store: DriftStore, clock: Clock, inputs: Inputs) -> None:
+    service = DriftService(store, Published(), clock)
+    setup = inputs.setup()
+    verdicts = await service.on_score_batch([(e, Delivery("t", 0, n, None, {})) for n, e in enumerate([inputs.score("a1", 0.1), setup[0]])])
+    assert verdicts[0] is None
+    assert isinstance(verdicts[1], Rejected)
+
+
+async def test_a_failed_batch_write_leaves_nothing_half_applied(store: DriftStore, clock: Clock, inputs: Inputs) -> None:
+    sent = Published()
+    flaky = OutboxFails(store)
+    service = DriftService(flaky, sent, clock)
+    await feed(service, inputs.setup())
+    facts = sorted(store.facts())
+    batch = [inputs.kr("a2", baseline=None), inputs.kr("a3", baseline=None)]
+    flaky.failures = 1
+    with pytest.raises(OSError, match="no space left"):
+        await feed_batches(service, batch)
+    assert (sorted(store.facts()), store.alerts(inputs.pid), store.unpublished(), sent.records) == (facts, [], [], [])
+    assert "a2" not in service.drifts[inputs.pid].state.krs
+    await feed_batches(service, batch)  # the consumer's retry
+    assert sent.events() == [("AlertRaised", "not_measurable", "a2"), ("AlertRaised", "not_measurable", "a3")]
