@@ -107,12 +107,12 @@ def check(replayed: Replayed, published: Iterable[bytes]) -> CheckReport:
 def _missing(replayed: Replayed, seen: dict[str, bytes], report: CheckReport) -> None:
     """Each node's latest replayed record must be published; older unpublished ones were compacted away."""
     for node_id, latest in sorted(replayed.latest.items()):
-        event_id = str(latest.envelope.event_id)
+        event_id = latest.event_id
         if event_id not in seen:
             data = latest.envelope.data
             detail = f"the history's latest score of this node (as of {data.as_of.isoformat()}, progress {data.progress}) is not published"
             report.differences.append(Difference(Discrepancy.MISSING, node_id, event_id, detail))
-    latest_ids = {str(r.envelope.event_id) for r in replayed.latest.values()}
+    latest_ids = {r.event_id for r in replayed.latest.values()}
     report.superseded = sum(1 for r in replayed.records if r.event_id not in seen and r.event_id not in latest_ids)
 
 

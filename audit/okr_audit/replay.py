@@ -73,8 +73,8 @@ def replay_history(
             continue
         for score in produced or ():
             # Only bytes are kept of every record: a long history produces many, and their pydantic
-            # envelopes would grow the heap (and the garbage collector's work) for nothing.
-            replayed.records.append(Produced(score.node_id, str(score.envelope.event_id), score.value))
+            # envelopes (parsed when asked for) would grow the heap and the garbage collector's work.
+            replayed.records.append(Produced(score.node_id, score.event_id, score.value))
             replayed.latest[score.node_id] = score
     return replayed
 

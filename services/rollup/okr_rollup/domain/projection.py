@@ -10,24 +10,19 @@ history gives byte-identical records.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from okr_contracts.envelope import Envelope, EventPayload
 from okr_contracts.kr_events import KeyResultKind, KrEvent, RollupMethod
-from okr_contracts.scores import NodeKind, NodeScored
+from okr_contracts.scores import NodeKind
 from okr_rollup.domain.errors import MixedMethodsRefused
+from okr_rollup.domain.records import PRODUCER, SCORE_ID_NAMESPACE, VOLATILE, Placement, RecordWriter, ScoreRecord, Source, canonical
 from okr_rollup.domain.rules import SCHEDULE, RuleSet, Schedule
 from okr_rollup.domain.scoring import Contribution, Score
 from okr_rollup.domain.tree import Node, Tree
 
-PRODUCER = "rollup"
-SCORE_ID_NAMESPACE = uuid.UUID("5c0e5b1e-7a52-4d7e-9d55-0d1a0a1e2b3c")
-VOLATILE = frozenset({"as_of", "source_event_id"})
+__all__ = ["PRODUCER", "SCORE_ID_NAMESPACE", "VOLATILE", "Computed", "PortfolioProjection", "ScoreRecord", "canonical", "replay"]
 
 
 @dataclass(frozen=True)
@@ -38,20 +33,6 @@ class Computed:
     mixed: bool
 
 
-@dataclass(frozen=True)
-class ScoreRecord:
-    """A score record ready to store and publish: the node, its envelope's bytes, and the envelope."""
-
-    node_id: str
-    value: bytes
-    envelope: Envelope[NodeScored]
-
-
-def canonical(data: Any) -> bytes:
-    """Canonical JSON: sorted keys, no spaces, UTF-8, floats as Python's shortest round-trip repr."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-
-
 class PortfolioProjection:
     """The scores of every node of one portfolio."""
 
@@ -60,7 +41,8 @@ class PortfolioProjection:
         self.schedule = schedule
         self.rules: RuleSet | None = None
         self.computed: dict[str, Computed] = {}
-        self.published: dict[str, bytes] = {}
+        self.writer = RecordWriter(portfolio_id)
+        self.published: dict[str, bytes] = self.writer.published
         self.events = 0
 
     def apply(self, envelope: Envelope[EventPayload]) -> list[ScoreRecord] | None:
@@ -91,7 +73,8 @@ class PortfolioProjection:
         self.rules = rules
         self.computed.update(fresh)
         self.events += 1
-        return [r for node in order if (r := self._record(node, envelope, rules)) is not None]
+        source = Source.of(envelope)
+        return [r for node in order if (r := self._record(node, source, rules)) is not None]
 
     def _ancestry(self, touched: set[str]) -> list[Node]:
         """The touched defined nodes and all their ancestors, children before parents."""
@@ -152,27 +135,12 @@ class PortfolioProjection:
             return rules.say_do(kids, hit_threshold=hit, own_confidence=node.confidence)
         return rules.weighted(kids, own_confidence=node.confidence)
 
-    def _record(self, node: Node, source: Envelope[EventPayload], rules: RuleSet) -> ScoreRecord | None:
+    def _record(self, node: Node, source: Source, rules: RuleSet) -> ScoreRecord | None:
         computed = self.computed[node.node_id]
-        payload = self._payload(node, computed, source, rules)
-        content = payload.model_dump(mode="json", exclude=set(VOLATILE))
-        digest = hashlib.blake2b(canonical(content), digest_size=16).digest()
-        if self.published.get(node.node_id) == digest:
-            return None
-        self.published[node.node_id] = digest
-        envelope: Envelope[NodeScored] = Envelope.wrap(
-            payload,
-            producer=PRODUCER,
-            occurred_at=source.recorded_at,
-            recorded_at=source.recorded_at,
-            event_id=uuid.uuid5(SCORE_ID_NAMESPACE, f"{self.tree.portfolio_id}/{node.node_id}/{source.event_id}"),
-        )
-        return ScoreRecord(node.node_id, canonical(envelope.as_json()), envelope)
+        return self.writer.record(self._placement(node), computed.score, computed.mixed, rules.version, source)
 
-    def _payload(self, node: Node, computed: Computed, source: Envelope[EventPayload], rules: RuleSet) -> NodeScored:
-        score = computed.score
-        return NodeScored(
-            portfolio_id=self.tree.portfolio_id,
+    def _placement(self, node: Node) -> Placement:
+        return Placement(
             node_id=node.node_id,
             node_kind=NodeKind.OBJECTIVE if node.is_objective else NodeKind.KEY_RESULT,
             tier=node.tier,
@@ -181,15 +149,6 @@ class PortfolioProjection:
             product_id=node.product_id or self._objective_product(node),
             objective_id=node.objective_id,
             contributes_to=node.link.parent_id if node.link else None,
-            status=score.status,
-            progress=score.progress,
-            raw_progress=score.raw_progress,
-            confidence=score.confidence,
-            mixed_methods=computed.mixed,
-            derivation=score.derivation,
-            scoring_rules_version=rules.version,
-            as_of=source.recorded_at,
-            source_event_id=str(source.event_id),
         )
 
     def _objective_product(self, node: Node) -> str | None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from okr_contracts.kr_events import RollupMethod, ThresholdDirection
@@ -24,10 +26,17 @@ RULES_VERSION = "1"
 FORMULA_TERMS = 12
 """Terms written out in a formula before it abbreviates; the inputs always list every child."""
 
+_BY_NODE = attrgetter("node_id")
+
 
 @dataclass(frozen=True)
 class Contribution:
-    """What one child brings to its parent's rollup."""
+    """What one child brings to its parent's rollup.
+
+    A parent is scored again whenever one of its children changes; the projection hands
+    over the same object for every child that did not, so the derivation input made of
+    it is kept here (per hit and weighting) and built once.
+    """
 
     node_id: str
     weight: float
@@ -37,6 +46,7 @@ class Contribution:
     unit: str | None = None
     confidence: float | None = None
     pending: bool = False
+    _inputs: dict[tuple[bool | None, bool], DerivationInput] = field(default_factory=dict, init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -50,21 +60,27 @@ class Score:
     raw_progress: float | None = None
     value: float | None = None
     unit: str | None = None
+    _contributions: dict[tuple[str, float], Contribution] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def contribution(self, node_id: str, weight: float) -> Contribution:
-        """This score as a child of a parent, with the child's weight there."""
-        return Contribution(
-            node_id=node_id,
-            weight=weight,
-            progress=self.progress,
-            raw_progress=self.raw_progress,
-            value=self.value,
-            unit=self.unit,
-            confidence=self.confidence,
-            pending=self.status is not ScoreStatus.SCORED,
-        )
+        """This score as a child of a parent, with the child's weight there (the same object each time it is asked for)."""
+        key = (node_id, weight)
+        found = self._contributions.get(key)
+        if found is None:
+            found = self._contributions[key] = Contribution(
+                node_id=node_id,
+                weight=weight,
+                progress=self.progress,
+                raw_progress=self.raw_progress,
+                value=self.value,
+                unit=self.unit,
+                confidence=self.confidence,
+                pending=self.status is not ScoreStatus.SCORED,
+            )
+        return found
 
 
+@lru_cache(maxsize=1 << 16)  # a parent's formula writes every child's weight and progress again each time it is rescored
 def num(x: float) -> str:
     """A number as formulas show it: at most four decimals, no trailing zeros."""
     text = f"{x:.4f}".rstrip("0").rstrip(".")
@@ -214,7 +230,7 @@ def rollup_confidence(children: Sequence[Contribution]) -> float | None:
 
 
 def _sorted(children: Iterable[Contribution]) -> list[Contribution]:
-    return sorted(children, key=lambda c: c.node_id)
+    return sorted(children, key=_BY_NODE)
 
 
 def _status(kids: Sequence[Contribution]) -> ScoreStatus:
@@ -240,17 +256,20 @@ def _pending(
 
 
 def _input(c: Contribution, *, hit: bool | None = None, weighted: bool = True) -> DerivationInput:
-    return DerivationInput(
-        node_id=c.node_id,
-        weight=c.weight if weighted else None,
-        progress=c.progress,
-        raw_progress=c.raw_progress,
-        value=c.value,
-        unit=c.unit,
-        confidence=c.confidence,
-        pending=c.pending,
-        hit=hit,
-    )
+    found = c._inputs.get((hit, weighted))
+    if found is None:
+        found = c._inputs[hit, weighted] = DerivationInput(
+            node_id=c.node_id,
+            weight=c.weight if weighted else None,
+            progress=c.progress,
+            raw_progress=c.raw_progress,
+            value=c.value,
+            unit=c.unit,
+            confidence=c.confidence,
+            pending=c.pending,
+            hit=hit,
+        )
+    return found
 
 
 def _terms(parts: Iterable[str]) -> str:
