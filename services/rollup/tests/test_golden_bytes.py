@@ -13,6 +13,7 @@ offered on purpose: a change to these bytes is a change to the published contrac
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from okr_contracts.envelope import Envelope
 from okr_contracts.kr_events import (
@@ -41,9 +43,12 @@ from okr_contracts.kr_events import (
     WeightChanged,
 )
 from okr_contracts.topics import KR_EVENTS_TOPIC
+from okr_rollup.domain import scoring
 from okr_rollup.domain.errors import ScoringRefused
 from okr_rollup.domain.projection import PortfolioProjection
+from okr_rollup.domain.records import SCORE_ID_NAMESPACE, Placement, RecordWriter, ScoreRecord, Source, score_id
 from okr_rollup.domain.rules import EPOCH, V1, InForce, RuleSet, Schedule
+from okr_rollup.domain.scoring import Score
 
 pytestmark = pytest.mark.unit
 
@@ -224,9 +229,25 @@ def bench_shaped(seed: int = 11) -> Writer:
     return w
 
 
-def outcomes(pid: str, envelopes: list[Envelope[Any]], schedule: Schedule) -> Iterator[str]:
+class ModelsOnly(RecordWriter):
+    """Every record through the contract's models, as the direct path does for what it does not vouch for."""
+
+    def record(self, place: Placement, score: Score, mixed: bool, version: str, source: Source) -> ScoreRecord | None:
+        return self.validated(place, score, mixed, version, source)
+
+
+class ThroughModels(PortfolioProjection):
+    def __init__(self, portfolio_id: str, schedule: Schedule) -> None:
+        super().__init__(portfolio_id, schedule)
+        self.writer = ModelsOnly(portfolio_id)
+        self.published = self.writer.published
+
+
+def outcomes(
+    pid: str, envelopes: list[Envelope[Any]], schedule: Schedule, projection_class: type[PortfolioProjection] = PortfolioProjection
+) -> Iterator[str]:
     """Each event's outcome as a line of the golden file: the event's index, then refused, duplicate or the records' digest."""
-    projection = PortfolioProjection(pid, schedule)
+    projection = projection_class(pid, schedule)
     for index, envelope in enumerate(envelopes):
         decoded = KR_EVENTS_TOPIC.decode(envelope.to_json_bytes())  # as the consumer and a replay see it
         try:
@@ -241,21 +262,27 @@ def outcomes(pid: str, envelopes: list[Envelope[Any]], schedule: Schedule) -> It
         yield f"{pid} {index} {len(records)} {' '.join(r.node_id for r in records)} {digest}"
 
 
-def all_outcomes() -> list[str]:
+def all_outcomes(projection_class: type[PortfolioProjection] = PortfolioProjection) -> list[str]:
     rules, schedule = every_rule()
     kpi, tree = kpi_sums(), bench_shaped()
     return [
-        *outcomes(rules.pid, rules.envelopes, schedule),
-        *outcomes(kpi.pid, kpi.envelopes, Schedule.only(V1)),
-        *outcomes(tree.pid, tree.envelopes, Schedule.only(V1)),
+        *outcomes(rules.pid, rules.envelopes, schedule, projection_class),
+        *outcomes(kpi.pid, kpi.envelopes, Schedule.only(V1), projection_class),
+        *outcomes(tree.pid, tree.envelopes, Schedule.only(V1), projection_class),
     ]
 
 
-def test_every_event_produces_the_pinned_score_record_bytes() -> None:
+@pytest.mark.parametrize("projection_class", [PortfolioProjection, ThroughModels], ids=["direct", "through-models"])
+def test_every_event_produces_the_pinned_score_record_bytes(projection_class: type[PortfolioProjection]) -> None:
     expected = GOLDEN.read_text(encoding="utf-8").splitlines()
-    found = all_outcomes()
+    found = all_outcomes(projection_class)
     for line, want in zip(found, expected, strict=True):
         assert line == want
+
+
+def test_a_score_id_is_the_uuid5_of_portfolio_node_and_source_event() -> None:
+    for name in ("acme/obj-growth/0d7c3c55-8a43-4b0e-9a8e-6a1f4b2c9e10", "", "é/中/🚀"):
+        assert score_id(name) == str(uuid.uuid5(SCORE_ID_NAMESPACE, name))
 
 
 def test_the_pinned_histories_reach_every_outcome() -> None:
@@ -265,6 +292,39 @@ def test_the_pinned_histories_reach_every_outcome() -> None:
     assert sum(line.endswith(" duplicate") for line in lines) == 2
     assert any(line.split()[2] == "0" for line in lines)  # an event that changes no score
     assert len(lines) > 500
+
+
+def whole_numbers(children: Any, *, own_confidence: float | None = None, note: str = "") -> Score:
+    """A rule that returns whole numbers where the contract has floats: the models turn them into floats."""
+    return dataclasses.replace(scoring.score_weighted(children, own_confidence=own_confidence, note=note), progress=1, confidence=0)
+
+
+def beyond_one(children: Any, *, own_confidence: float | None = None, note: str = "") -> Score:
+    return dataclasses.replace(scoring.score_weighted(children, own_confidence=own_confidence, note=note), progress=1.5)
+
+
+def small_history() -> Writer:
+    w = Writer("golden-custom")
+    w.portfolio("weighted")
+    w.objective("P", 1)
+    w.kr("p1", "P", 1, kind="derived")
+    w.objective("A", 2, parent="p1")
+    w.kr("a1", "A", 2, parent="p1")
+    w.value("a1", 40.0)
+    return w
+
+
+def test_what_a_rule_returns_beyond_the_direct_path_gets_the_models_bytes_or_their_error() -> None:
+    w, schedule = small_history(), Schedule.only(RuleSet("whole", weighted=whole_numbers))
+    direct, models = PortfolioProjection(w.pid, schedule), ThroughModels(w.pid, schedule)
+    found = [[r.value for r in direct.apply(e) or []] for e in w.envelopes]
+    assert found == [[r.value for r in models.apply(e) or []] for e in w.envelopes]
+    assert any(b'"confidence":0.0' in value and b'"progress":1.0' in value for values in found for value in values)
+    projection = PortfolioProjection(w.pid, Schedule.only(RuleSet("beyond", weighted=beyond_one)))
+    for envelope in w.envelopes[:2]:  # the portfolio and its objective: objectives are scored by another rule
+        projection.apply(envelope)
+    with pytest.raises(ValidationError, match="progress"):
+        projection.apply(w.envelopes[2])
 
 
 def _records_of_one_event() -> list[dict[str, Any]]:
