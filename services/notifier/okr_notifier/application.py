@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from okr_notifier.messages import email_message, kr_link, slack_message
 from okr_notifier.routing import WEBHOOK_PREFIX, Notification, RoutingConfig, plan
 from okr_notifier.senders import EmailSender, SendFailed, SlackSender
 from okr_notifier.sendlog import Send, SendLog
-from okr_runtime.consumer import Delivery, Rejected
+from okr_runtime.consumer import Delivery, Received, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,47 @@ class NotifierService:
         sends = [self._send(n, event, raised) for n in planned.notifications]
         new = await asyncio.to_thread(self.sends.enqueue, sends, now=now)
         log.info("alert %s %s: %d notifications queued (%d already known)", event.alert_id, sends[0].state, new, len(sends) - new)
+
+    async def on_alerts(self, received: Sequence[Received]) -> list[Rejected | None]:
+        """Many okr.alerts.v1 events at once: planned in order as :meth:`on_alert` plans each, stored in one transaction."""
+        verdicts: list[Rejected | None] = []
+        events: list[AlertEvent] = []
+        for envelope, _ in received:
+            if isinstance(envelope.data, AlertEvent):
+                events.append(envelope.data)
+                verdicts.append(None)
+            else:
+                verdicts.append(Rejected(f"{envelope.type} is not an alert lifecycle event"))
+        if events:
+            await asyncio.to_thread(self._intake, events)
+        return verdicts
+
+    def _intake(self, events: Sequence[AlertEvent]) -> None:
+        kept = self.sends.raised_many([e.alert_id for e in events if not isinstance(e, AlertRaised)])
+        known: dict[str, AlertRaised] = {}
+        raised_rows: list[tuple[str, str]] = []
+        planned: list[tuple[Sequence[Send], datetime]] = []
+        for event in events:
+            raised: AlertRaised | None
+            if isinstance(event, AlertRaised):
+                raised_rows.append((event.alert_id, event.model_dump_json()))
+                known.setdefault(event.alert_id, event)
+                raised = event
+            else:
+                raised = known.get(event.alert_id)
+            if raised is None and event.alert_id in kept:
+                raised = known[event.alert_id] = AlertRaised.model_validate_json(kept[event.alert_id])
+            now = self.clock()
+            plan_of = plan(event, raised, self.routing, now)  # type: ignore[arg-type]
+            for skip in plan_of.skipped:
+                log.warning("alert %s: %s not notified on %s: %s", event.alert_id, skip.principal, skip.channel, skip.reason)
+            if raised is not None and plan_of.notifications:
+                planned.append(([self._send(n, event, raised) for n in plan_of.notifications], now))
+        news = self.sends.intake(raised_rows, planned)
+        queued = sum(news)
+        log.info(
+            "%d alert events: %d notifications queued (%d already known)", len(events), queued, sum(len(s) for s, _ in planned) - queued
+        )
 
     def _send(self, notification: Notification, event: AlertEvent, raised: AlertRaised) -> Send:
         link = kr_link(self.routing.link_base, raised.portfolio_id, raised.node_id)

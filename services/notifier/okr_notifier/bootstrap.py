@@ -49,7 +49,15 @@ def create_app(
         RoutingConfig.load(settings.routing_file) if settings.routing_file else RoutingConfig(portfolios={}, link_base="http://localhost")
     )
     service = NotifierService(sends, routing, clock)
-    subscribe(broker, ALERTS_TOPIC, group_id=settings.group, handler=service.on_alert, settings=settings, telemetry=telemetry)
+    subscribe(
+        broker,
+        ALERTS_TOPIC,
+        group_id=settings.group,
+        handler=service.on_alert,
+        batch_handler=service.on_alerts,
+        settings=settings,
+        telemetry=telemetry,
+    )
     lag = ConsumerLag.watch(settings, telemetry, {settings.group: [ALERTS_TOPIC.name]})
     observe_backlog(telemetry, "notifier_sends", sends.pending_count)
     client = httpx.AsyncClient(timeout=30)

@@ -112,20 +112,32 @@ class SendLog(SqlStore):
 
     def enqueue(self, sends: Sequence[Send], *, now: datetime | None = None) -> int:
         """Store the sends whose key is new, due at once (or at their own ``next_attempt_at``); how many were new."""
-        created = _text(now or datetime.now(UTC))
-        new = 0
+        return self.intake([], [(sends, now or datetime.now(UTC))])[0]
+
+    def intake(self, raised: Sequence[tuple[str, str]], planned: Sequence[tuple[Sequence[Send], datetime]]) -> list[int]:
+        """In one transaction: keep raised events (alert id, event JSON) as :meth:`remember_raised` does, then
+        enqueue each group of sends as :meth:`enqueue` does at its own time; how many of each group were new."""
+        news = []
         with self.transaction() as cur:
-            for send in sends:
-                due = _text(send.next_attempt_at) if send.next_attempt_at else created
+            for alert_id, event_json in raised:
                 cur.execute(
-                    self._q(
-                        "INSERT INTO notifier_sends (alert_id, state, recipient, channel, address, payload, next_attempt_at, created_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-                    ),
-                    (*send.key, send.address, json.dumps(send.payload, sort_keys=True), due, created),
+                    self._q("INSERT INTO notifier_raised (alert_id, event) VALUES (?, ?) ON CONFLICT DO NOTHING"), (alert_id, event_json)
                 )
-                new += cur.rowcount
-        return new
+            for sends, now in planned:
+                created, new = _text(now), 0
+                for send in sends:
+                    due = _text(send.next_attempt_at) if send.next_attempt_at else created
+                    cur.execute(
+                        self._q(
+                            "INSERT INTO notifier_sends "
+                            "(alert_id, state, recipient, channel, address, payload, next_attempt_at, created_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+                        ),
+                        (*send.key, send.address, json.dumps(send.payload, sort_keys=True), due, created),
+                    )
+                    new += cur.rowcount
+                news.append(new)
+        return news
 
     def due(self, now: datetime, limit: int = 100) -> list[Send]:
         """Pending sends whose time has come, oldest (first enqueued) first."""
@@ -189,17 +201,22 @@ class SendLog(SqlStore):
 
     def remember_raised(self, alert_id: str, event_json: str) -> None:
         """Keep an alert's raised event: its acknowledgement and resolution are announced to the same people."""
-        with self.transaction() as cur:
-            cur.execute(
-                self._q("INSERT INTO notifier_raised (alert_id, event) VALUES (?, ?) ON CONFLICT DO NOTHING"), (alert_id, event_json)
-            )
+        self.intake([(alert_id, event_json)], [])
 
     def raised(self, alert_id: str) -> str | None:
         """The raised event of an alert, as kept."""
+        return self.raised_many([alert_id]).get(alert_id)
+
+    def raised_many(self, alert_ids: Sequence[str]) -> dict[str, str]:
+        """The raised events kept of these alerts, by alert id (an alert never raised here is absent)."""
+        found: dict[str, str] = {}
         with self.transaction() as cur:
-            cur.execute(self._q("SELECT event FROM notifier_raised WHERE alert_id = ?"), (alert_id,))
-            row = cur.fetchone()
-        return str(row[0]) if row else None
+            for alert_id in dict.fromkeys(alert_ids):
+                cur.execute(self._q("SELECT event FROM notifier_raised WHERE alert_id = ?"), (alert_id,))
+                row = cur.fetchone()
+                if row:
+                    found[alert_id] = str(row[0])
+        return found
 
     def counts(self) -> dict[str, int]:
         """How many sends are pending, sent and dead."""
