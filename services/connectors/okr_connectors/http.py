@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from okr_connectors.mapping import Mapping
 from okr_connectors.mapping_api import mapping_router
@@ -23,18 +24,29 @@ def install_api(
     """
     hooks = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
-    @hooks.post("/jira", summary="Jira admin webhook (X-Hub-Signature); deduplicated on X-Atlassian-Webhook-Identifier")
-    async def jira(request: Request) -> dict[str, Any]:
+    # Each answer is rendered here (FastAPI passes a Response through without validating it again); response_model documents it.
+    @hooks.post(
+        "/jira",
+        summary="Jira admin webhook (X-Hub-Signature); deduplicated on X-Atlassian-Webhook-Identifier",
+        response_model=dict[str, Any],
+    )
+    async def jira(request: Request) -> JSONResponse:
         return _answer(await webhooks.jira(await request.body(), request.headers))
 
     @hooks.post(
-        "/linear", summary="Linear webhook (Linear-Signature, signed webhookTimestamp within 60 s); deduplicated on Linear-Delivery"
+        "/linear",
+        summary="Linear webhook (Linear-Signature, signed webhookTimestamp within 60 s); deduplicated on Linear-Delivery",
+        response_model=dict[str, Any],
     )
-    async def linear(request: Request) -> dict[str, Any]:
+    async def linear(request: Request) -> JSONResponse:
         return _answer(await webhooks.linear(await request.body(), request.headers))
 
-    @hooks.post("/slack", summary="Slack Events API (v0 signature, 5-minute window); url_verification answered; deduplicated on event_id")
-    async def slack(request: Request) -> dict[str, Any]:
+    @hooks.post(
+        "/slack",
+        summary="Slack Events API (v0 signature, 5-minute window); url_verification answered; deduplicated on event_id",
+        response_model=dict[str, Any],
+    )
+    async def slack(request: Request) -> JSONResponse:
         return _answer(await webhooks.slack(await request.body(), request.headers))
 
     status = APIRouter(prefix="/v1/connectors", tags=["status"])
@@ -59,7 +71,9 @@ def install_api(
     app.include_router(mapping_router(store, auth, file_mapping or Mapping()))
 
 
-def _answer(outcome: Outcome) -> dict[str, Any]:
+def _answer(outcome: Outcome) -> JSONResponse:
     if outcome.challenge is not None:
-        return {"challenge": outcome.challenge}
-    return {"status": outcome.status, **({"detail": outcome.detail} if outcome.detail else {})}
+        body: dict[str, Any] = {"challenge": outcome.challenge}
+    else:
+        body = {"status": outcome.status, **({"detail": outcome.detail} if outcome.detail else {})}
+    return JSONResponse(body)

@@ -19,7 +19,6 @@ to be signed. Hex digits are accepted in either case.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import re
@@ -73,7 +72,7 @@ def verify_slack(secret: bytes, body: bytes, timestamp: str | None, signature: s
 
 
 def _hmac_hex(secret: bytes, message: bytes) -> str:
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+    return hmac.digest(secret, message, "sha256").hex()
 
 
 def _compare(expected: str, given: str, header: str) -> None:
