@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -112,3 +113,17 @@ def test_an_event_the_rollup_refuses_is_refused_in_the_replay_too_and_the_rest_i
     replayed = replay_history("kpi-co", chained(events))
     assert [(r.position, r.reason.split(":")[0]) for r in replayed.refused] == [(4, "unit-mismatch")]
     assert set(replayed.latest) == {"P", "p1"}
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["collector-on", "collector-off"])
+def test_a_replay_leaves_the_cycle_collector_as_it_found_it_even_when_it_fails(exported: Path, enabled: bool) -> None:
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        replay(exported)
+        assert gc.isenabled() is enabled
+        with pytest.raises(KeyError):
+            replay_history("acme", [{"type": "NotAnEvent", "data": {}}])
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()

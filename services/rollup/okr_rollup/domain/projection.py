@@ -91,10 +91,11 @@ class PortfolioProjection:
         method = self._method(node)
         kids: list[Contribution] = []
         mixed = method is not self.tree.settings["rollup_method"]
+        nodes, computed = self.tree.nodes, self.computed
         for child_id, weight in self.tree.children.get(node.node_id, {}).items():
-            child = self.tree.node(child_id)
-            found = fresh.get(child_id) or self.computed.get(child_id)
-            if child is None or child.retired or found is None:
+            child = nodes.get(child_id)
+            found = fresh.get(child_id) or computed.get(child_id)
+            if child is None or not child.defined or child.retired or found is None:
                 continue
             kids.append(found.score.contribution(child_id, weight))
             mixed = mixed or found.mixed

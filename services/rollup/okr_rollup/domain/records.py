@@ -32,8 +32,6 @@ from okr_rollup.domain.scoring import Score
 PRODUCER = "rollup"
 SCORE_ID_NAMESPACE = uuid.UUID("5c0e5b1e-7a52-4d7e-9d55-0d1a0a1e2b3c")
 VOLATILE = frozenset({"as_of", "source_event_id"})
-INPUTS_KEPT = 1 << 16
-"""Derivation inputs whose JSON is kept (by identity) before the cache starts over; a few per node of a large portfolio."""
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _MOMENT = TypeAdapter(AwareDatetime)
@@ -101,7 +99,8 @@ class RecordWriter:
         self.portfolio_id = portfolio_id
         self.published: dict[str, bytes] = {}
         self._portfolio = encode_basestring(portfolio_id)
-        self._inputs: dict[int, tuple[DerivationInput, str]] = {}
+        self._inputs_held: dict[str, tuple[DerivationInput, ...]] = {}
+        self._inputs_json: dict[str, dict[int, str]] = {}
 
     def record(self, place: Placement, score: Score, mixed: bool, version: str, source: Source) -> ScoreRecord | None:
         """The node's record if what it says changed since its last one (never merely its time), else None."""
@@ -165,7 +164,7 @@ class RecordWriter:
             return None
         if type(status) is not ScoreStatus or type(mixed) is not bool or type(version) is not str or not version:
             return None
-        derivation = self._derivation(score.derivation)
+        derivation = self._derivation(place.node_id, score.derivation)
         if derivation is None:
             return None
         head = (
@@ -178,29 +177,36 @@ class RecordWriter:
         tail = f'"status":"{status.value}","tier":{place.tier},"title":{encode_basestring(place.title)}'
         return head, tail
 
-    def _derivation(self, derivation: Derivation) -> str | None:
+    def _derivation(self, node_id: str, derivation: Derivation) -> str | None:
         """A derivation's JSON, or None if it is not the contract's model with plain, finite numbers."""
         if type(derivation) is not Derivation:
             return None
         baseline, target, hit = derivation.baseline, derivation.target, derivation.hit_threshold
         if not (_finite_or_none(baseline) and _finite_or_none(target) and _fraction_or_none(hit)):
             return None
-        inputs = ",".join(self._input(i) for i in derivation.inputs)
         return (
             f'{{"baseline":{_number(baseline)},"formula":{encode_basestring(derivation.formula)},"hit_threshold":{_number(hit)},'
-            f'"inputs":[{inputs}],"method":{encode_basestring(derivation.method)},"target":{_number(target)}}}'
+            f'"inputs":[{self._inputs(node_id, derivation.inputs)}],"method":{encode_basestring(derivation.method)},'
+            f'"target":{_number(target)}}}'
         )
 
-    def _input(self, found: DerivationInput) -> str:
-        """One input's JSON, written once per input object (kept by identity, with the object, so its id is not reused)."""
-        kept = self._inputs.get(id(found))
-        if kept is not None:
-            return kept[1]
-        if len(self._inputs) >= INPUTS_KEPT:
-            self._inputs.clear()
-        text = _input_json(found)
-        self._inputs[id(found)] = (found, text)
-        return text
+    def _inputs(self, node_id: str, inputs: tuple[DerivationInput, ...]) -> str:
+        """The inputs' JSON; each input object's is written once while the node's derivations keep naming it.
+
+        A parent rescored because one child changed names the same input objects for the
+        others (the scoring code keeps them per child). They are found by identity among
+        the node's previous inputs, which are held until the next derivation, so an id
+        cannot have been reused by another object in between.
+        """
+        before = self._inputs_json.get(node_id, {})
+        written: dict[int, str] = {}
+        parts = []
+        for found in inputs:
+            key = id(found)
+            text = written[key] = before.get(key) or _input_json(found)
+            parts.append(text)
+        self._inputs_held[node_id], self._inputs_json[node_id] = inputs, written
+        return ",".join(parts)
 
 
 def _input_json(found: DerivationInput) -> str:

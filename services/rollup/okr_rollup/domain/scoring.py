@@ -159,9 +159,10 @@ def score_weighted(children: Iterable[Contribution], *, own_confidence: float | 
     progress = math.fsum(c.weight * c.progress for c in kids) / total
     terms = _terms(f"{num(c.weight)}*{num(c.progress)}" for c in kids)
     weights = _terms(num(c.weight) for c in kids)
-    formula = f"{note}({terms}) / ({weights}) = {num(progress)}" + _pending_note(kids)
+    status = _status(kids)
+    formula = f"{note}({terms}) / ({weights}) = {num(progress)}" + _pending_note(status)
     derivation = Derivation(method=RollupMethod.WEIGHTED, formula=formula, inputs=inputs)
-    return Score(_status(kids), progress, confidence, derivation)
+    return Score(status, progress, confidence, derivation)
 
 
 def score_say_do(children: Iterable[Contribution], *, hit_threshold: float, own_confidence: float | None = None) -> Score:
@@ -173,10 +174,11 @@ def score_say_do(children: Iterable[Contribution], *, hit_threshold: float, own_
     hits = [not c.pending and c.progress >= hit_threshold for c in kids]
     progress = sum(hits) / len(kids)
     formula = f"{sum(hits)} of {len(kids)} children at or above {num(hit_threshold)}: {sum(hits)} / {len(kids)} = {num(progress)}"
-    formula += _pending_note(kids)
+    status = _status(kids)
+    formula += _pending_note(status)
     inputs = tuple(_input(c, hit=hit, weighted=False) for c, hit in zip(kids, hits, strict=True))
     derivation = Derivation(method=RollupMethod.SAY_DO, formula=formula, inputs=inputs, hit_threshold=hit_threshold)
-    return Score(_status(kids), progress, confidence, derivation)
+    return Score(status, progress, confidence, derivation)
 
 
 def score_kpi(
@@ -206,8 +208,8 @@ def score_kpi(
     raw = metric_ratio(baseline, target, value)
     progress = clamp(raw)
     formula = f"{summed}; ({num(value)} - {num(baseline)}) / ({num(target)} - {num(baseline)}) = {num(raw)}" + _clamped(raw, progress)
-    if _status(kids) is ScoreStatus.PENDING:
-        return _pending(RollupMethod.KPI, formula + _pending_note(kids), kids, confidence, value=value, weighted=False, **metric)
+    if (status := _status(kids)) is ScoreStatus.PENDING:
+        return _pending(RollupMethod.KPI, formula + _pending_note(status), kids, confidence, value=value, weighted=False, **metric)
     inputs = tuple(_input(c, weighted=False) for c in kids)
     derivation = Derivation(method=RollupMethod.KPI, formula=formula, inputs=inputs, baseline=baseline, target=target)
     return Score(ScoreStatus.SCORED, progress, confidence, derivation, raw_progress=raw, value=value, unit=unit)
@@ -279,8 +281,8 @@ def _terms(parts: Iterable[str]) -> str:
     return " + ".join(items[:FORMULA_TERMS]) + f" + ... ({len(items) - FORMULA_TERMS} more, see inputs)"
 
 
-def _pending_note(kids: Sequence[Contribution]) -> str:
-    return " (pending: no child has data yet)" if _status(kids) is ScoreStatus.PENDING else ""
+def _pending_note(status: ScoreStatus) -> str:
+    return " (pending: no child has data yet)" if status is ScoreStatus.PENDING else ""
 
 
 def _clamped(raw: float, progress: float) -> str:
