@@ -211,6 +211,11 @@ def report(args: argparse.Namespace, portfolio: str, rounds: list[Round], timed:
         f"      CPU while timing, in cores: service {service:.2f}, clients {client:.2f}, consumer {consumer:.2f}, the rest (Kafka, anything"
         f" else running) {max(0.0, busy - service - client - consumer):.2f}; the machine {busy:.2f} of {cores:.0f}"
     )
+    per_webhook = sorted(1e6 * r.service_cpu_s / n for r in rounds)
+    yield (
+        f"      service CPU per webhook (intake and relay): {1e6 * timed.service_cpu_s / n:,.0f} µs, rounds {_span(per_webhook, 'µs')};"
+        f" the figure that least depends on what else the machine runs"
+    )
     yield (
         f"== the same {n} messages (as published: keys, values, headers) to a scratch topic like {DELIVERY_TOPIC.name};"
         f" median of {args.rounds} =="
