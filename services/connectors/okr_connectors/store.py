@@ -165,9 +165,11 @@ class ConnectorStore(MappingTables):
         found: dict[str, Any] | None = json.loads(row[0]) if row else None
         return found
 
-    def unpublished(self, limit: int = 500) -> list[tuple[int, Outgoing]]:
-        """Events stored but not yet acknowledged by Kafka, oldest first."""
+    def unpublished(self, limit: int = 500, *, after_marking: Sequence[int] = ()) -> list[tuple[int, Outgoing]]:
+        """Events stored but not yet acknowledged by Kafka, oldest first (the `after_marking` rows marked published first, in one go)."""
         with self.transaction() as cur:
+            if after_marking:
+                self._mark(cur, after_marking)
             cur.execute(
                 self._q("SELECT id, topic, message_key, value FROM connector_outbox WHERE NOT published ORDER BY id LIMIT ?"), (limit,)
             )
@@ -183,7 +185,10 @@ class ConnectorStore(MappingTables):
         """Note that these outbox rows reached Kafka."""
         if row_ids:
             with self.transaction() as cur:
-                cur.executemany(self._q("UPDATE connector_outbox SET published = TRUE WHERE id = ?"), [(i,) for i in row_ids])
+                self._mark(cur, row_ids)
+
+    def _mark(self, cur: Any, row_ids: Sequence[int]) -> None:
+        cur.executemany(self._q("UPDATE connector_outbox SET published = TRUE WHERE id = ?"), [(i,) for i in row_ids])
 
     def unmapped(self, source: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
         """Unmapped items, most recently seen first."""

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
@@ -35,7 +34,7 @@ class Contribution:
 
     A parent is scored again whenever one of its children changes; the projection hands
     over the same object for every child that did not, so the derivation input made of
-    it is kept here (per hit and weighting) and built once.
+    it is kept on it (the last one asked for, with its hit and weighting) and built once.
     """
 
     node_id: str
@@ -46,7 +45,6 @@ class Contribution:
     unit: str | None = None
     confidence: float | None = None
     pending: bool = False
-    _inputs: dict[tuple[bool | None, bool], DerivationInput] = field(default_factory=dict, init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -60,14 +58,16 @@ class Score:
     raw_progress: float | None = None
     value: float | None = None
     unit: str | None = None
-    _contributions: dict[tuple[str, float], Contribution] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def contribution(self, node_id: str, weight: float) -> Contribution:
         """This score as a child of a parent, with the child's weight there (the same object each time it is asked for)."""
-        key = (node_id, weight)
-        found = self._contributions.get(key)
+        kept: dict[tuple[str, float], Contribution] | None = self.__dict__.get("_contributions")
+        if kept is None:
+            kept = {}
+            object.__setattr__(self, "_contributions", kept)  # a cache, not a field: frozen, equality and hash ignore it
+        found = kept.get((node_id, weight))
         if found is None:
-            found = self._contributions[key] = Contribution(
+            found = kept[node_id, weight] = Contribution(
                 node_id=node_id,
                 weight=weight,
                 progress=self.progress,
@@ -80,7 +80,6 @@ class Score:
         return found
 
 
-@lru_cache(maxsize=1 << 16)  # a parent's formula writes every child's weight and progress again each time it is rescored
 def num(x: float) -> str:
     """A number as formulas show it: at most four decimals, no trailing zeros."""
     text = f"{x:.4f}".rstrip("0").rstrip(".")
@@ -157,8 +156,9 @@ def score_weighted(children: Iterable[Contribution], *, own_confidence: float | 
     if total == 0:
         return _pending(RollupMethod.WEIGHTED, note + "every weight is 0: nothing counts, progress 0 (pending)", kids, confidence)
     progress = math.fsum(c.weight * c.progress for c in kids) / total
-    terms = _terms(f"{num(c.weight)}*{num(c.progress)}" for c in kids)
-    weights = _terms(num(c.weight) for c in kids)
+    written = [_written(c) for c in kids]
+    terms = _terms(term for term, _ in written)
+    weights = _terms(weight for _, weight in written)
     status = _status(kids)
     formula = f"{note}({terms}) / ({weights}) = {num(progress)}" + _pending_note(status)
     derivation = Derivation(method=RollupMethod.WEIGHTED, formula=formula, inputs=inputs)
@@ -257,20 +257,31 @@ def _pending(
     return Score(ScoreStatus.PENDING, 0.0, confidence, derivation, value=value, unit=unit)
 
 
+def _written(c: Contribution) -> tuple[str, str]:
+    """A child's term in a weighted formula and its weight there, as written; kept on the child like its input."""
+    kept: tuple[str, str] | None = c.__dict__.get("_written")
+    if kept is None:
+        kept = (f"{num(c.weight)}*{num(c.progress)}", num(c.weight))
+        object.__setattr__(c, "_written", kept)  # a cache, not a field: frozen, equality and hash ignore it
+    return kept
+
+
 def _input(c: Contribution, *, hit: bool | None = None, weighted: bool = True) -> DerivationInput:
-    found = c._inputs.get((hit, weighted))
-    if found is None:
-        found = c._inputs[hit, weighted] = DerivationInput(
-            node_id=c.node_id,
-            weight=c.weight if weighted else None,
-            progress=c.progress,
-            raw_progress=c.raw_progress,
-            value=c.value,
-            unit=c.unit,
-            confidence=c.confidence,
-            pending=c.pending,
-            hit=hit,
-        )
+    kept: tuple[bool | None, bool, DerivationInput] | None = c.__dict__.get("_input")
+    if kept is not None and kept[0] is hit and kept[1] is weighted:
+        return kept[2]
+    found = DerivationInput(
+        node_id=c.node_id,
+        weight=c.weight if weighted else None,
+        progress=c.progress,
+        raw_progress=c.raw_progress,
+        value=c.value,
+        unit=c.unit,
+        confidence=c.confidence,
+        pending=c.pending,
+        hit=hit,
+    )
+    object.__setattr__(c, "_input", (hit, weighted, found))  # a cache, not a field: frozen, equality and hash ignore it
     return found
 
 
