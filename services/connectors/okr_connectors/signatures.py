@@ -23,6 +23,7 @@ import hmac
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")
@@ -46,13 +47,30 @@ def verify_jira(secret: bytes, body: bytes, header: str | None) -> None:
 
 def verify_linear(secret: bytes, body: bytes, signature: str | None, *, now: datetime, window_s: float = 60) -> None:
     """Check a ``Linear-Signature`` header against the raw body, then the body's ``webhookTimestamp`` against now."""
+    verify_linear_signature(secret, body, signature)
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    verify_linear_timestamp(document, now=now, window_s=window_s)
+
+
+def verify_linear_signature(secret: bytes, body: bytes, signature: str | None) -> None:
+    """Check a ``Linear-Signature`` header against the raw body (the first half of :func:`verify_linear`)."""
     if not signature:
         raise SignatureRejected("missing Linear-Signature header")
     digest = signature.strip()
     if not _HEX_SHA256.fullmatch(digest):
         raise SignatureRejected("bad format of Linear-Signature header: expected 64 hex digits")
     _compare(_hmac_hex(secret, body), digest, "Linear-Signature")
-    _within_window(_linear_timestamp(body), now, window_s)
+
+
+def verify_linear_timestamp(document: Any, *, now: datetime, window_s: float = 60) -> None:
+    """Check the signed body's ``webhookTimestamp`` against now, given the body as parsed (None when it is not JSON).
+
+    The second half of :func:`verify_linear`, for a caller that parses the verified body once for this and for its contents.
+    """
+    _within_window(_linear_timestamp(document), now, window_s)
 
 
 def verify_slack(secret: bytes, body: bytes, timestamp: str | None, signature: str | None, *, now: datetime, window_s: float = 300) -> None:
@@ -80,12 +98,9 @@ def _compare(expected: str, given: str, header: str) -> None:
         raise SignatureRejected(f"{header} does not match the body: wrong secret or altered body")
 
 
-def _linear_timestamp(body: bytes) -> int:
-    """The signed ``webhookTimestamp`` of a Linear body, in microseconds since the epoch."""
-    try:
-        value = json.loads(body).get("webhookTimestamp")
-    except (ValueError, AttributeError):
-        value = None
+def _linear_timestamp(document: Any) -> int:
+    """The signed ``webhookTimestamp`` of a parsed Linear body, in microseconds since the epoch."""
+    value = document.get("webhookTimestamp") if isinstance(document, dict) else None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SignatureRejected("bad format: the signed Linear body has no numeric webhookTimestamp")
     return round(value * 1000)

@@ -174,6 +174,25 @@ def test_a_linear_delivery_signed_more_than_a_minute_ago_is_refused(client: Test
     assert published(store) == []
 
 
+def linear_post(client: TestClient, raw: bytes, delivery: str = "l-1") -> Any:
+    signature = hmac.new(LINEAR.encode(), raw, hashlib.sha256).hexdigest()
+    return client.post("/webhooks/linear", content=raw, headers={"Linear-Signature": signature, "Linear-Delivery": delivery})
+
+
+def test_a_linear_delivery_within_the_minute_is_read_and_a_signed_body_that_is_not_json_is_refused_as_unsigned(
+    client: TestClient, store: ConnectorStore
+) -> None:
+    body = payload("linear_issue_create.json")
+    body["webhookTimestamp"] = int((NOW - timedelta(seconds=60)).timestamp() * 1000)
+    answer = linear_post(client, json.dumps(body).encode())
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "unmapped"  # read to the end: no rule of this fixture claims Linear items
+    assert set(store.counts()["unmapped"]) == {"linear"}
+    not_json = linear_post(client, b"webhookTimestamp=1", delivery="l-2")
+    assert (not_json.status_code, not_json.headers["content-type"]) == (401, PROBLEM)
+    assert "webhookTimestamp" in not_json.json()["detail"]
+
+
 def test_a_vendor_without_a_secret_is_not_configured(store: ConnectorStore) -> None:
     app = FastAPI()
     install_problem_handlers(app)
