@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -51,10 +52,14 @@ class TopicSpec:
 
     def event_class(self, event_type: str) -> type[EventPayload]:
         """The payload class for an event type carried by this topic."""
-        for cls in self.events:
-            if cls.event_type() == event_type:
-                return cls
-        raise UnknownEventType(f"{self.name} carries no event of type {event_type!r}")
+        found = self._classes.get(event_type)
+        if found is None:
+            raise UnknownEventType(f"{self.name} carries no event of type {event_type!r}")
+        return found
+
+    @cached_property
+    def _classes(self) -> dict[str, type[EventPayload]]:
+        return {cls.event_type(): cls for cls in self.events}
 
     def decode(self, value: bytes | str, *, tolerant: bool = True) -> Envelope[EventPayload]:
         """Parse a message value into its envelope; unknown fields are ignored when tolerant."""

@@ -68,6 +68,8 @@ class Delivery:
     headers: dict[str, str]
 
 
+MAX_LINKS = 128
+"""Links a batch's span keeps to its messages' producer spans: the OpenTelemetry SDK's default limit per span."""
 Handler = Callable[[Envelope[EventPayload], Delivery], Awaitable[None]]
 Received = tuple[Envelope[EventPayload], Delivery]
 BatchHandler = Callable[[Sequence[Received]], Awaitable[Sequence[Rejected | None]]]
@@ -172,7 +174,8 @@ class DeadLetterRouter:
                 received.append((self.spec.decode(record.value), delivery))
             except (MalformedMessage, UnknownEventType) as exc:
                 unreadable[index] = exc
-        links = [Link(_producer_context(delivery)) for delivery in deliveries]
+        contexts = (_producer_context(delivery) for delivery in deliveries[:MAX_LINKS])
+        links = [Link(context) for context in contexts if context.is_valid]
         try:
             with self._tracer.start_as_current_span(
                 f"{records[0].topic} process", kind=SpanKind.CONSUMER, links=links, attributes=self._attributes(records[0], len(records))
@@ -185,14 +188,14 @@ class DeadLetterRouter:
             return False
         if len(verdicts) != len(received):
             raise RuntimeError(f"the batch handler gave {len(verdicts)} verdicts for {len(received)} messages")
-        refused = iter(verdicts)
+        refused, dead = iter(verdicts), 0
         for index, (record, delivery) in enumerate(zip(records, deliveries, strict=True)):
             reason = unreadable.get(index) or next(refused)
-            if reason is None:
-                self._count(delivery, "processed")
-                continue
-            await self._dead_letter(record, delivery, reason, attempts=1)
-            self._count(delivery, "dead_lettered")
+            if reason is not None:
+                await self._dead_letter(record, delivery, reason, attempts=1)
+                dead += 1
+        self._count(deliveries[0], "processed", len(records) - dead)
+        self._count(deliveries[0], "dead_lettered", dead)
         return True
 
     def _attributes(self, record: Record, count: int) -> dict[str, str | int]:
@@ -222,8 +225,9 @@ class DeadLetterRouter:
         self._attempts.pop((delivery.topic, delivery.partition, delivery.offset), None)
         return "processed"
 
-    def _count(self, delivery: Delivery, outcome: Outcome) -> None:
-        self._finished.add(1, {TOPIC: delivery.topic, GROUP: self.group_id, "outcome": outcome})
+    def _count(self, delivery: Delivery, outcome: Outcome, messages: int = 1) -> None:
+        if messages:
+            self._finished.add(messages, {TOPIC: delivery.topic, GROUP: self.group_id, "outcome": outcome})
 
     async def _retry_or_dead_letter(self, record: Record, delivery: Delivery, exc: Exception, index: int) -> Outcome:
         position = (delivery.topic, delivery.partition, delivery.offset)
