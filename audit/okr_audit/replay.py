@@ -35,11 +35,12 @@ class Refusal:
 
 @dataclass(frozen=True, slots=True)
 class Produced:
-    """One score record the replay produced: its node, its event id and its bytes (the envelope object is not kept)."""
+    """One score record the replay produced: its node, its event id, its bytes and its as-of time (the envelope object is not kept)."""
 
     node_id: str
     event_id: str
     value: bytes
+    as_of: datetime
 
 
 @dataclass
@@ -77,7 +78,7 @@ def replay_history(
             for score in produced or ():
                 # Only bytes are kept of every record: a long history produces many, and their pydantic
                 # envelopes (parsed when asked for) would grow the heap and the garbage collector's work.
-                replayed.records.append(Produced(score.node_id, score.event_id, score.value))
+                replayed.records.append(Produced(score.node_id, score.event_id, score.value, score.as_of))
                 replayed.latest[score.node_id] = score
     return replayed
 

@@ -48,6 +48,7 @@ def canonical(data: Any) -> bytes:
 class ScoreRecord:
     """A score record ready to store and publish: the node, its envelope's bytes, its event id and as-of time.
 
+    ``as_of`` is the time the bytes say (the source event's ``recorded_at`` as written).
     The envelope itself is read back from the bytes when asked for (the store and the
     tests ask; a replay keeps only the bytes).
     """
@@ -66,16 +67,18 @@ class ScoreRecord:
 
 @dataclass(frozen=True)
 class Source:
-    """The history event a record is derived from: its envelope, and its id and time as the record writes them."""
+    """The history event a record is derived from: its envelope, its id and time as the record writes them, and that time read back."""
 
     envelope: Envelope[EventPayload]
     event_id: str
     at: str
+    as_of: datetime
 
     @classmethod
     def of(cls, envelope: Envelope[EventPayload]) -> Source:
         """The parts of a history event every record it causes repeats."""
-        return cls(envelope, str(envelope.event_id), encode_basestring(_MOMENT.dump_python(envelope.recorded_at, mode="json")))
+        written: str = _MOMENT.dump_python(envelope.recorded_at, mode="json")
+        return cls(envelope, str(envelope.event_id), encode_basestring(written), datetime.fromisoformat(written))
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +122,7 @@ class RecordWriter:
             f'"occurred_at":{at},"producer":"{PRODUCER}","recorded_at":{at},"schema_version":{NodeScored.schema_version},'
             f'"type":"{NodeScored.event_type()}"}}'
         )
-        return ScoreRecord(place.node_id, value.encode(), event_id, source.envelope.recorded_at)
+        return ScoreRecord(place.node_id, value.encode(), event_id, source.as_of)
 
     def validated(self, place: Placement, score: Score, mixed: bool, version: str, source: Source) -> ScoreRecord | None:
         """The same record built through the contract's models, which validate every field (and raise if one is wrong)."""
@@ -132,7 +135,7 @@ class RecordWriter:
         recorded_at = source.envelope.recorded_at
         event_id = uuid.uuid5(SCORE_ID_NAMESPACE, f"{self.portfolio_id}/{place.node_id}/{source.event_id}")
         envelope = Envelope.wrap(payload, producer=PRODUCER, occurred_at=recorded_at, recorded_at=recorded_at, event_id=event_id)
-        return ScoreRecord(place.node_id, canonical(envelope.as_json()), str(event_id), recorded_at)
+        return ScoreRecord(place.node_id, canonical(envelope.as_json()), str(event_id), source.as_of)
 
     def payload(self, place: Placement, score: Score, mixed: bool, version: str, source: Envelope[EventPayload]) -> NodeScored:
         """The record's payload as the contract's model."""
