@@ -49,6 +49,7 @@ from okr_contracts.topics import ALERTS_TOPIC, KR_EVENTS_TOPIC, METRICS_TOPIC, T
 from okr_runtime.lag import ConsumerLag
 
 Message = tuple[bytes, bytes]
+SERVICES = ("drift", "rollup", "notifier", "checkins")
 
 
 def main() -> None:
@@ -59,6 +60,9 @@ def main() -> None:
     )
     parser.add_argument("--alerts", type=int, default=20000, help="AlertRaised events for the notifier (default 20000)")
     parser.add_argument("--samples", type=int, default=10000, help="KPI samples for checkins (default 10000)")
+    parser.add_argument(
+        "--services", nargs="+", choices=SERVICES, default=list(SERVICES), help="which services to measure (default: all four)"
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds a service may take to drain its topic")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
@@ -76,18 +80,23 @@ def main() -> None:
 
 
 async def measure_all(home: Path, bootstrap: str, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """drift and rollup on the KR history, the notifier on alerts, checkins on KPI samples."""
-    history = _kr_history(args.updates)
-    say(f"filling {KR_EVENTS_TOPIC.name} with a 1,000-KR portfolio's history: {len(history):,} events")
-    await produce(bootstrap, KR_EVENTS_TOPIC.name, history)
-    raw = await raw_rates(bootstrap, KR_EVENTS_TOPIC.name, len(history))
-    rows = [await service_rate("drift", home / "drift", bootstrap, KR_EVENTS_TOPIC, len(history), raw, args.timeout)]
-    rows.append(await service_rate("rollup", home / "rollup", bootstrap, KR_EVENTS_TOPIC, len(history), raw, args.timeout))
-    raised = [(ALERTS_TOPIC.key_of(e.data).encode(), e.to_json_bytes()) for e in alerts(args.alerts, uuid.uuid4().hex[:6])]
-    await produce(bootstrap, ALERTS_TOPIC.name, raised)
-    raw = await raw_rates(bootstrap, ALERTS_TOPIC.name, len(raised))
-    rows.append(await service_rate("notifier", home / "notifier", bootstrap, ALERTS_TOPIC, len(raised), raw, args.timeout))
-    rows.append(await checkins_rate(home / "checkins", bootstrap, args))
+    """drift and rollup on the KR history, the notifier on alerts, checkins on KPI samples (those of them asked for)."""
+    rows = []
+    if {"drift", "rollup"} & set(args.services):
+        history = _kr_history(args.updates)
+        say(f"filling {KR_EVENTS_TOPIC.name} with a 1,000-KR portfolio's history: {len(history):,} events")
+        await produce(bootstrap, KR_EVENTS_TOPIC.name, history)
+        raw = await raw_rates(bootstrap, KR_EVENTS_TOPIC.name, len(history))
+        for name in ("drift", "rollup"):
+            if name in args.services:
+                rows.append(await service_rate(name, home / name, bootstrap, KR_EVENTS_TOPIC, len(history), raw, args.timeout))
+    if "notifier" in args.services:
+        raised = [(ALERTS_TOPIC.key_of(e.data).encode(), e.to_json_bytes()) for e in alerts(args.alerts, uuid.uuid4().hex[:6])]
+        await produce(bootstrap, ALERTS_TOPIC.name, raised)
+        raw = await raw_rates(bootstrap, ALERTS_TOPIC.name, len(raised))
+        rows.append(await service_rate("notifier", home / "notifier", bootstrap, ALERTS_TOPIC, len(raised), raw, args.timeout))
+    if "checkins" in args.services:
+        rows.append(await checkins_rate(home / "checkins", bootstrap, args))
     return rows
 
 

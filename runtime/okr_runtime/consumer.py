@@ -348,6 +348,9 @@ def subscribe(
         batch=True,
         max_records=settings.consumer_batch_max_records,
         batch_timeout_ms=settings.consumer_batch_wait_ms,
+        # aiokafka keeps one fetch in flight per broker: with the default 500 ms long poll, a partition drained
+        # while the others are idle waits out that poll before its next records come (gaps of up to 500 ms).
+        fetch_max_wait_ms=settings.consumer_batch_wait_ms,
         parser=_readable,
         decoder=_undecoded,
         ack_policy=AckPolicy.MANUAL,

@@ -62,7 +62,7 @@ class RuntimeSettings(BaseSettings):
     consumer_batch_wait_ms: PositiveInt = Field(
         default=50,
         validation_alias="OKR_CONSUMER_BATCH_WAIT_MS",
-        description="How long an idle consumer waits for messages per poll (and pauses after an empty poll).",
+        description="How long an idle consumer waits for messages per poll (and pauses after an empty poll), and the broker holds a fetch.",
     )
     event_store: Literal["sqlite", "postgres"] = Field(default="sqlite", validation_alias="OKR_EVENT_STORE")
     sqlite_path: Path = Field(default=Path(".local/okrstream.sqlite"), validation_alias="OKR_SQLITE_PATH")
