@@ -149,13 +149,13 @@ def score_weighted(children: Iterable[Contribution], *, own_confidence: float | 
     """Weighted rollup: sum(w * p) / sum(w) over the children; pending children count as 0."""
     kids = _sorted(children)
     confidence = own_confidence if own_confidence is not None else rollup_confidence(kids)
-    inputs = tuple(_input(c) for c in kids)
+    inputs = tuple([_input(c) for c in kids])
     if not kids:
         return _pending(RollupMethod.WEIGHTED, note + "no contributors yet: progress 0 (pending)", (), confidence)
-    total = math.fsum(c.weight for c in kids)
+    total = math.fsum([c.weight for c in kids])
     if total == 0:
         return _pending(RollupMethod.WEIGHTED, note + "every weight is 0: nothing counts, progress 0 (pending)", kids, confidence)
-    progress = math.fsum(c.weight * c.progress for c in kids) / total
+    progress = math.fsum([c.weight * c.progress for c in kids]) / total
     written = [_written(c) for c in kids]
     terms = _terms(term for term, _ in written)
     weights = _terms(weight for _, weight in written)
@@ -228,7 +228,7 @@ def rollup_confidence(children: Sequence[Contribution]) -> float | None:
     known = [c for c in children if c.confidence is not None and c.weight > 0]
     if not known:
         return None
-    return math.fsum(c.weight * (c.confidence or 0.0) for c in known) / math.fsum(c.weight for c in known)
+    return math.fsum([c.weight * (c.confidence or 0.0) for c in known]) / math.fsum([c.weight for c in known])
 
 
 def _sorted(children: Iterable[Contribution]) -> list[Contribution]:
