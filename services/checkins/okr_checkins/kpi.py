@@ -53,35 +53,36 @@ class KpiRecorder:
     def record_many(self, samples: Sequence[tuple[str, KpiSampled] | Rejected]) -> list[Rejected | None]:
         """Record samples (in order) on the key results bound to their metrics, one command per portfolio; a verdict per sample.
 
-        A sample refused on one key result (a unit it does not use) is refused as a whole, as
-        :meth:`record` refuses it, and appends nothing anywhere in this batch.
+        A sample refused by a key result (a unit it does not use) is refused, as :meth:`record`
+        refuses it; the batch goes on.
         """
         verdicts: list[Rejected | None] = [s if isinstance(s, Rejected) else None for s in samples]
         by_portfolio: dict[str, list[tuple[int, str, str, KpiSampled]]] = {}
+        bindings: dict[str, Sequence[tuple[str, str]] | Rejected] = {}  # each metric's key results, looked up once per batch
         for index, sample_or_refusal in enumerate(samples):
             if isinstance(sample_or_refusal, Rejected):
                 continue
             sample_id, sample = sample_or_refusal
-            try:
-                bound = self.app.bound_key_results(sample.metric)
-            except UnknownId as exc:
-                verdicts[index] = Rejected(str(exc))
+            bound = bindings.get(sample.metric)
+            if bound is None:
+                try:
+                    bound = bindings[sample.metric] = self.app.bound_key_results(sample.metric)
+                except UnknownId as exc:
+                    bound = bindings[sample.metric] = Rejected(str(exc))
+            if isinstance(bound, Rejected):
+                verdicts[index] = bound
                 continue
             for portfolio_id, kr_id in bound:
                 by_portfolio.setdefault(portfolio_id, []).append((index, kr_id, sample_id, sample))
-        for portfolio_id, wanted in by_portfolio.items():  # refusals first, so a refused sample appends nothing
-            portfolio = self.app.portfolio(portfolio_id)
-            for index, kr_id, _, sample in wanted:
-                if refusal := _refusal(portfolio, kr_id, sample):
-                    verdicts[index] = refusal
         for portfolio_id, wanted in by_portfolio.items():
             steps = [
-                (_request(sample_id, sample), functools.partial(_record, kr_id=kr_id, sample_id=sample_id, sample=sample))
+                (
+                    _request(sample_id, sample),
+                    functools.partial(_record_or_refuse, verdicts, index, kr_id=kr_id, sample_id=sample_id, sample=sample),
+                )
                 for index, kr_id, sample_id, sample in wanted
-                if verdicts[index] is None
             ]
-            if steps:
-                self.app.execute_many(portfolio_id, steps)
+            self.app.execute_many(portfolio_id, steps)
         return verdicts
 
     def record(self, sample_id: str, sample: KpiSampled) -> int:
@@ -108,6 +109,16 @@ def _refusal(portfolio: Portfolio, kr_id: str, sample: KpiSampled) -> Rejected |
     if kr.spec.kpi_binding == sample.metric and sample.unit and kr.spec.unit and sample.unit != kr.spec.unit:
         return Rejected(f"metric {sample.metric} is sampled in {sample.unit!r} but key result {kr_id} is in {kr.spec.unit!r}")
     return None
+
+
+def _record_or_refuse(
+    verdicts: list[Rejected | None], index: int, portfolio: Portfolio, ctx: Context, kr_id: str, sample_id: str, sample: KpiSampled
+) -> None:
+    """As :func:`_record`, except that a refusal is noted in the sample's verdict instead of raised (the batch goes on)."""
+    try:
+        _record(portfolio, ctx, kr_id=kr_id, sample_id=sample_id, sample=sample)
+    except Rejected as refusal:
+        verdicts[index] = refusal
 
 
 def _record(portfolio: Portfolio, ctx: Context, kr_id: str, sample_id: str, sample: KpiSampled) -> None:
