@@ -12,7 +12,10 @@ handlers must be idempotent; okrstream's are, by event id.
 - any other error is taken as transient: what was finished before it is committed,
   the partitions are rewound to the failed message (and to whatever in the batch was not
   reached), and it is retried after a doubling backoff, up to ``dlq_max_attempts``;
-  then it is dead-lettered with the last error as the reason.
+  then it is dead-lettered with the last error as the reason;
+- except an outage (:func:`is_outage`: the database or Kafka unreachable): the message is
+  retried for as long as it lasts, the backoff capped at ``consumer_outage_max_backoff_s``,
+  and never dead-lettered for it.
 
 A handler may come with a *batch handler* that applies many messages at once (one
 transaction, one publish): it returns, per message, ``None`` or the :class:`Rejected`
@@ -29,11 +32,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeAlias
 
+import eventsourcing.persistence as eventsourcing_errors
+import psycopg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
@@ -115,6 +121,7 @@ class DeadLetterRouter:
         self.batch_handler = batch_handler
         self.max_attempts = settings.dlq_max_attempts
         self.backoff_s = settings.dlq_retry_backoff_s
+        self.outage_max_backoff_s = settings.consumer_outage_max_backoff_s
         self.dead_letter_topic = dead_letter_topic(group_id)
         self._attempts: dict[tuple[str, int, int], int] = {}
         self._finished = telemetry.counter(MESSAGES_PROCESSED)
@@ -232,6 +239,21 @@ class DeadLetterRouter:
     async def _retry_or_dead_letter(self, record: Record, delivery: Delivery, exc: Exception, index: int) -> Outcome:
         position = (delivery.topic, delivery.partition, delivery.offset)
         attempts = self._attempts.get(position, 0) + 1
+        if is_outage(exc):  # the database or Kafka is away: wait for it however long, never dead-letter for that
+            self._attempts[position] = attempts
+            delay = min(self.backoff_s * 2 ** (attempts - 1), self.outage_max_backoff_s)
+            log.warning(
+                "%s[%d]@%d waits for a dependency (attempt %d: %r); retrying in %.1fs",
+                delivery.topic,
+                delivery.partition,
+                delivery.offset,
+                attempts,
+                exc,
+                delay,
+            )
+            self._count(delivery, "retried")
+            await asyncio.sleep(delay)
+            raise _Retry(index) from exc
         if attempts >= self.max_attempts:
             self._attempts.pop(position, None)
             await self._dead_letter(record, delivery, exc, attempts=attempts)
@@ -266,6 +288,29 @@ class DeadLetterRouter:
             Headers.DLQ_FAILED_AT: datetime.now(UTC).isoformat(),
         }
         await self.broker.publish(record.value or b"", topic=self.dead_letter_topic, key=delivery.key, headers=headers)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says a dependency is unreachable or busy, not that the message is wrong.
+
+    PostgreSQL connection failures (psycopg's and the event-sourcing library's operational
+    errors, pool timeouts), a SQLite database that stays locked, Kafka errors that Kafka
+    marks retriable, and refused or timed-out connections.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionError | TimeoutError | psycopg.OperationalError | eventsourcing_errors.OperationalError):
+            return True
+        if isinstance(current, eventsourcing_errors.InterfaceError):
+            return True
+        if isinstance(current, KafkaError) and current.retriable:
+            return True
+        if isinstance(current, sqlite3.OperationalError) and ("locked" in str(current) or "busy" in str(current)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _delivery_of(record: Record) -> Delivery:

@@ -47,7 +47,7 @@ class RuntimeSettings(BaseSettings):
     dlq_max_attempts: PositiveInt = Field(
         default=5,
         validation_alias="OKR_DLQ_MAX_ATTEMPTS",
-        description="Attempts at a message failing for a transient reason before it is dead-lettered.",
+        description="Attempts at a message failing for a reason other than an outage before it is dead-lettered.",
     )
     dlq_retry_backoff_s: PositiveFloat = Field(
         default=0.5,
@@ -63,6 +63,11 @@ class RuntimeSettings(BaseSettings):
         default=50,
         validation_alias="OKR_CONSUMER_BATCH_WAIT_MS",
         description="How long an idle consumer waits for messages per poll (and pauses after an empty poll), and the broker holds a fetch.",
+    )
+    consumer_outage_max_backoff_s: PositiveFloat = Field(
+        default=30.0,
+        validation_alias="OKR_CONSUMER_OUTAGE_MAX_BACKOFF_S",
+        description="Longest wait between retries of a message while the database or Kafka is unreachable (retried until it is back).",
     )
     event_store: Literal["sqlite", "postgres"] = Field(default="sqlite", validation_alias="OKR_EVENT_STORE")
     sqlite_path: Path = Field(default=Path(".local/okrstream.sqlite"), validation_alias="OKR_SQLITE_PATH")

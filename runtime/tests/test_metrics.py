@@ -65,7 +65,7 @@ def consumer_broker(probe: MetricsProbe, dead_letters: list[bytes]) -> KafkaBrok
         if kr_id == "retired":
             raise Rejected("kr retired is retired")
         if kr_id == "flaky":
-            raise ConnectionError("event store unavailable")
+            raise ValueError("projection bug")
 
     subscribe(broker, KR_EVENTS, group_id=GROUP_ID, handler=handle, settings=SETTINGS, telemetry=probe.telemetry)
 

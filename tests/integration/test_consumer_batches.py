@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
+import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faststream.kafka import KafkaBroker
@@ -62,6 +63,7 @@ def settings_for(bootstrap: str, batch_max: int = 500) -> RuntimeSettings:
         dlq_max_attempts=3,
         dlq_retry_backoff_s=0.05,
         consumer_batch_max_records=batch_max,
+        consumer_outage_max_backoff_s=0.2,
     )
 
 
@@ -105,7 +107,7 @@ async def committed(bootstrap: str, group: str, topic_name: str) -> int | None:
 async def test_a_transient_failure_mid_batch_commits_what_came_before_and_dead_letters_nothing_twice(
     kafka_bootstrap: str, unique: str
 ) -> None:
-    values = [checkin("a"), b"not json", checkin("b"), checkin("flaky"), b"{also not json", checkin("c")]
+    values = [checkin("a"), b"not json", checkin("b"), checkin("flaky"), b"{also not json", checkin("c"), checkin("broken")]
     spec = await topic_with(kafka_bootstrap, unique, values)
     group = f"batch-retry-{unique}"
     settings = settings_for(kafka_bootstrap)
@@ -118,10 +120,11 @@ async def test_a_transient_failure_mid_batch_commits_what_came_before_and_dead_l
         kr = kr_of(envelope)
         if failures.get(kr, 0) > 0:
             failures[kr] -= 1
-            raise ConnectionError("event store unavailable")
-        handled.append(kr)
-        if kr == "c":
+            raise ValueError("a bug that goes away")
+        if kr == "broken":
             done.set()
+            raise ValueError("a bug that stays")
+        handled.append(kr)
 
     subscribe(broker, spec, group_id=group, handler=handle, settings=settings, telemetry=create_telemetry(settings))
     async with running(broker):
@@ -130,7 +133,7 @@ async def test_a_transient_failure_mid_batch_commits_what_came_before_and_dead_l
 
     # what came before the failure was committed, so it is not handled again after the rewind
     assert handled == ["a", "b", "flaky", "c"]
-    assert await dead_letters(kafka_bootstrap, group, 2) == [b"not json", b"{also not json"]
+    assert await dead_letters(kafka_bootstrap, group, 3) == [b"not json", b"{also not json", values[-1]]
     assert await committed(kafka_bootstrap, group, spec.name) == len(values)
 
 
@@ -243,4 +246,38 @@ async def test_headers_that_are_not_utf8_or_null_do_not_stop_the_partition(kafka
     assert set(seen) == {"a", "b", "c"}
     assert seen["a"]["x-binary"] == b"\xff\xfe\x00".decode("utf-8", "replace")
     assert seen["b"]["x-null"] == ""
+    assert await committed(kafka_bootstrap, group, spec.name) == len(values)
+
+
+async def test_a_message_waits_out_an_outage_however_many_attempts_it_takes_and_is_never_dead_lettered(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    values = [checkin("a"), checkin("b")]
+    spec = await topic_with(kafka_bootstrap, unique, values)
+    group = f"batch-outage-{unique}"
+    settings = settings_for(kafka_bootstrap)
+    broker = create_broker(settings, create_telemetry(settings))
+    down_for = 4 * settings.dlq_max_attempts  # far beyond the attempts that dead-letter other failures
+    handled: list[str] = []
+    done = asyncio.Event()
+
+    async def handle(envelope: Envelope[EventPayload], delivery: Delivery) -> None:
+        nonlocal down_for
+        if down_for > 0:
+            down_for -= 1
+            try:
+                raise OSError("connection refused")
+            except OSError as cause:
+                raise psycopg.OperationalError("connection to server at 127.0.0.1 failed") from cause
+        handled.append(kr_of(envelope))
+        if len(handled) == len(values):
+            done.set()
+
+    subscribe(broker, spec, group_id=group, handler=handle, settings=settings, telemetry=create_telemetry(settings))
+    async with running(broker):
+        await asyncio.wait_for(done.wait(), WAIT_S)
+        await asyncio.sleep(0.5)
+
+    assert handled == ["a", "b"]
+    assert await dead_letters(kafka_bootstrap, group, 0) == []
     assert await committed(kafka_bootstrap, group, spec.name) == len(values)
