@@ -20,7 +20,6 @@ import hmac
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -43,7 +42,7 @@ from aiokafka.errors import KafkaError
 from aiosmtpd.controller import Controller
 
 from okr_runtime.auth import TokenEntry, TokenFile, TokenRole, hash_token
-from okr_runtime.readiness import wait_until_ready
+from okr_runtime.readiness import free_port, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = {
@@ -183,14 +182,6 @@ class KafkaWriter:
 
 
 # --- The services as processes ---------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def write_tokens(path: Path) -> None:

@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -23,7 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from okr_contracts.topics import ALERTS_TOPIC, DELIVERY_TOPIC, KR_EVENTS_TOPIC, METRICS_TOPIC, SCORES_TOPIC
 from okr_runtime.auth import TokenEntry, TokenFile
-from okr_runtime.readiness import wait_until_ready
+from okr_runtime.readiness import free_port, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -59,14 +58,6 @@ class Running:
     def watched_groups(self) -> dict[str, list[str]]:
         """Consumer group → topics, for every running consuming service."""
         return {self.groups[name]: list(INPUTS[name]) for name in self.processes if name in INPUTS}
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now (the service binds it a moment later)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def rss_mb(pid: int) -> tuple[float, float]:

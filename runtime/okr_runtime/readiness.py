@@ -1,12 +1,21 @@
-"""Waiting for a service started as a process to answer ``/health/ready``: the harnesses of tests and benchmarks."""
+"""Starting services as processes in the harnesses of tests and benchmarks: a free port, then waiting for ``/health/ready``."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on right now (the process binds it a moment later)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def wait_until_ready(name: str, url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 90) -> None:

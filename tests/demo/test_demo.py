@@ -8,7 +8,6 @@ exactly as `deploy/local/run.sh` runs them, under a portfolio id of the test's o
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,19 +22,11 @@ from typing import Any
 import httpx
 import pytest
 
-from okr_runtime.readiness import wait_until_ready
+from okr_runtime.readiness import free_port, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "deploy" / "local" / "demo"
 SERVICES = ("checkins", "rollup", "drift", "connectors", "notifier")
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

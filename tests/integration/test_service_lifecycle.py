@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from okr_contracts import TOPICS, dead_letter_topic
 from okr_runtime.kafka import TopicCreationError, create_broker
+from okr_runtime.readiness import free_port
 from okr_runtime.service import ServiceParts, service_app
 from okr_runtime.settings import RuntimeSettings
 from okr_runtime.telemetry import create_telemetry
@@ -99,12 +99,6 @@ async def list_topics(bootstrap: str) -> list[str]:
         return list(await admin.list_topics())
     finally:
         await admin.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_sigterm_stops_a_service_cleanly(kafka_bootstrap: str, unique: str) -> None:

@@ -25,6 +25,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from okr_notifier.senders import EmailSender, SendFailed, SlackSender
+from okr_runtime.readiness import free_port
 
 TOKEN = "xoxb-test-token"
 OK_BODY = {"ok": True, "channel": "C_OK", "ts": "1503435956.000247", "message": {"text": "hi", "type": "message"}}
@@ -236,17 +237,10 @@ class Mailbox:
         return "250 OK"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def mailbox() -> Iterator[tuple[Mailbox, int]]:
     box = Mailbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()
     yield box, port
@@ -289,7 +283,7 @@ async def test_a_greylisted_recipient_may_be_retried(mailbox: tuple[Mailbox, int
 
 
 async def test_an_unreachable_smtp_server_may_be_retried() -> None:
-    sender = EmailSender("127.0.0.1", _free_port(), starttls=False, sender="okr@example.com", timeout=5)
+    sender = EmailSender("127.0.0.1", free_port(), starttls=False, sender="okr@example.com", timeout=5)
     with pytest.raises(SendFailed) as failed:
         await sender.send("ops@example.com", "s", "t", "<p>t</p>")
     assert failed.value.retryable
@@ -314,7 +308,7 @@ async def test_the_sender_authenticates_when_given_a_username() -> None:
         return AuthResult(success=auth_data.password == b"s3cret", handled=False)  # not handled: aiosmtpd answers 535 itself
 
     box = Mailbox()
-    port = _free_port()
+    port = free_port()
     # Plain SMTP for the test only: the server would otherwise insist on TLS before AUTH.
     controller = Controller(box, hostname="127.0.0.1", port=port, authenticator=authenticator, auth_required=True, auth_require_tls=False)
     controller.start()
