@@ -96,7 +96,7 @@ class ScoreStore(SqlStore):
         All or nothing: :class:`SeqConflict` if any position is taken, and then none is stored.
         """
         inputs = [(a.portfolio_id, a.seq, a.event_id, a.envelope.decode()) for a in applied]
-        scores = [(a.portfolio_id, a.seq, r.node_id, stamp(r.envelope.data.as_of), r.value.decode()) for a in applied for r in a.records]
+        scores = [(a.portfolio_id, a.seq, r.node_id, stamp(r.as_of), r.value.decode()) for a in applied for r in a.records]
         try:
             with self.transaction() as cur:
                 cur.executemany(self._q("INSERT INTO rollup_inputs (portfolio_id, seq, event_id, envelope) VALUES (?, ?, ?, ?)"), inputs)
