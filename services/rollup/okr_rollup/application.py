@@ -63,36 +63,37 @@ class RollupService:
         """Apply many okr.kr-events.v1 events at once: one transaction for all they changed, then one publish.
 
         A refused event is left out (its verdict says why) and the others go on, as one by
-        one. If storing or publishing fails, the touched portfolios' projections are dropped
-        (they are rebuilt from the store on the retry) and the error is raised.
+        one. If anything else fails before the batch is stored, the touched portfolios'
+        projections are dropped (they are rebuilt from the store on the retry) and the error
+        is raised; a failed publish leaves the stored records for the next flush.
         """
         verdicts: list[Rejected | None] = []
         applied: list[Applied] = []
         touched: list[str] = []
-        for envelope, _ in received:
-            event = envelope.data
-            if not isinstance(event, KrEvent):
-                verdicts.append(Rejected(f"{envelope.type} is not an event of the key-result history"))
-                continue
-            portfolio_id = event.portfolio_id
-            if portfolio_id not in touched:
-                touched.append(portfolio_id)
-            projection = await self.projection(portfolio_id)
-            try:
-                records = projection.apply(envelope)
-            except ScoringRefused as exc:
-                verdicts.append(Rejected(f"{exc.code}: {exc}"))  # the projection is as it was before the event
-                continue
-            verdicts.append(None)
-            if records is not None:
-                applied.append(Applied(portfolio_id, projection.events, str(envelope.event_id), canonical(envelope.as_json()), records))
         try:
+            for envelope, _ in received:
+                event = envelope.data
+                if not isinstance(event, KrEvent):
+                    verdicts.append(Rejected(f"{envelope.type} is not an event of the key-result history"))
+                    continue
+                portfolio_id = event.portfolio_id
+                if portfolio_id not in touched:
+                    touched.append(portfolio_id)
+                projection = await self.projection(portfolio_id)
+                try:
+                    records = projection.apply(envelope)
+                except ScoringRefused as exc:
+                    verdicts.append(Rejected(f"{exc.code}: {exc}"))  # the projection is as it was before the event
+                    continue
+                verdicts.append(None)
+                if records is not None:
+                    applied.append(Applied(portfolio_id, projection.events, str(envelope.event_id), canonical(envelope.as_json()), records))
             for portfolio_id in touched:
                 await self._flush(portfolio_id)  # what an earlier failure left unpublished goes first
             if applied:
                 await asyncio.to_thread(self.store.append_many, applied)
         except BaseException:
-            for portfolio_id in touched:
+            for portfolio_id in touched:  # memory is ahead of the store: rebuilt from it on the retry
                 self._projections.pop(portfolio_id, None)
             raise
         stored = list(dict.fromkeys(a.portfolio_id for a in applied))

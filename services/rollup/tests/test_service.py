@@ -148,3 +148,27 @@ async def test_a_batch_that_cannot_be_published_stays_in_the_outbox_and_goes_fir
     await RollupService(store, sent).handle_batch(delivered([value, history.value("a1", 10.0)]))  # redelivered with the next one
     assert store.unpublished_count() == 0
     assert [key for key, _ in sent.records].count(score_key(history.pid, "b1")) == 2  # pending at definition, then 0.7 once
+
+
+async def test_a_batch_that_fails_midway_leaves_memory_as_the_store_so_one_at_a_time_stores_every_event(
+    store: ScoreStore, history: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = history.standard()
+    service = RollupService(store, Published())
+    projection = await service.projection(history.pid)
+    applied = 0
+    real_apply = projection.apply
+
+    def apply_until_a_bug(envelope: Any) -> Any:
+        nonlocal applied
+        applied += 1
+        if applied == 4:
+            raise RuntimeError("a bug in the projection")
+        return real_apply(envelope)
+
+    monkeypatch.setattr(projection, "apply", apply_until_a_bug)
+    with pytest.raises(RuntimeError, match="a bug"):
+        await service.handle_batch(delivered(events))
+    assert len(store.load(history.pid).envelopes) == 0
+    await feed(service, events)  # the consumer takes the batch one event at a time
+    assert len(store.load(history.pid).envelopes) == len(events)
