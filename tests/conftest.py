@@ -483,7 +483,7 @@ def jira_project(pid: str) -> str:
 
 
 def jira_done(pid: str, number: int, done_at: datetime) -> bytes:
-    """Jira's own `jira:issue_updated` webhook (the captured payload under services/connectors/tests/payloads), for issue `<project>-<number>` moved to done."""
+    """Jira's own `jira:issue_updated` webhook (the captured one in the connectors' test payloads), issue `<project>-<number>` to done."""
     change: dict[str, Any] = json.loads((ROOT / "services/connectors/tests/payloads/jira_issue_updated_status_to_done.json").read_text())
     issue, project = change["issue"], jira_project(pid)
     stamp = done_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
