@@ -13,11 +13,9 @@ import asyncio
 import contextlib
 import logging
 
-from faststream.kafka import KafkaBroker
-
 from okr_connectors.store import ConnectorStore
 from okr_contracts.topics import topic
-from okr_runtime.kafka import StoredPublish, stored_publisher
+from okr_runtime.kafka import OkrBroker, StoredPublish, stored_publisher
 
 log = logging.getLogger(__name__)
 MAX_RETRY_S = 30.0
@@ -26,7 +24,7 @@ MAX_RETRY_S = 30.0
 class OutboxRelay:
     """Publishes what the store holds unpublished; `notify()` wakes it when something was stored."""
 
-    def __init__(self, store: ConnectorStore, broker: KafkaBroker, *, idle_s: float = 0.5, batch: int = 500) -> None:
+    def __init__(self, store: ConnectorStore, broker: OkrBroker, *, idle_s: float = 0.5, batch: int = 500) -> None:
         self.store = store
         self.broker = broker
         self.idle_s = idle_s
