@@ -6,7 +6,9 @@ from pydantic import ValidationError
 from okr_runtime.settings import RuntimeSettings
 
 
-def test_defaults_run_locally_with_the_embedded_event_store() -> None:
+def test_defaults_run_locally_with_the_embedded_event_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OKR_KAFKA_BOOTSTRAP", "OKR_EVENT_STORE", "OKR_HTTP_HOST"):
+        monkeypatch.delenv(name, raising=False)  # a developer's or test session's environment must not stand in for the defaults
     settings = RuntimeSettings()
     assert settings.kafka_bootstrap == "127.0.0.1:19092"
     assert settings.event_store == "sqlite"
