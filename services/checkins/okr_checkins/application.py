@@ -81,18 +81,14 @@ class CheckinsApplication(Application[Any]):
 
     def execute(self, portfolio_id: str, request: Request, command: Command) -> CommandResult:
         """Run `command` on a portfolio and store what it records, retrying on concurrent appends."""
-        with self._lock(portfolio_id):
-            for _ in range(self.MAX_ATTEMPTS):
-                portfolio = self.portfolio(portfolio_id)
-                replay = self._replay(portfolio.state, request)
-                if replay is not None:
-                    return replay
+
+        def run(portfolio: Portfolio) -> CommandResult | None:
+            replay = self._replay(portfolio.state, request)
+            if replay is None:
                 command(portfolio, self._context(request))
-                try:
-                    return self._save(portfolio)
-                except IntegrityError:
-                    log.info("portfolio %s changed while a command ran; running it again", portfolio_id)
-        raise Contention(f"portfolio {portfolio_id} kept changing during {self.MAX_ATTEMPTS} attempts; retry the request")
+            return replay
+
+        return self._retrying(portfolio_id, run)
 
     def execute_many(self, portfolio_id: str, steps: Sequence[tuple[Request, Command]]) -> CommandResult:
         """Run several commands, each with its own request, on one load of the portfolio, and store all they record at once.
@@ -103,15 +99,25 @@ class CheckinsApplication(Application[Any]):
         """
         if any(request.idempotency is not None for request, _ in steps):
             raise ValueError("execute_many takes requests without idempotency keys")
+
+        def run(portfolio: Portfolio) -> None:
+            for request, command in steps:
+                command(portfolio, self._context(request))
+
+        return self._retrying(portfolio_id, run)
+
+    def _retrying(self, portfolio_id: str, run: Callable[[Portfolio], CommandResult | None]) -> CommandResult:
+        """Load the portfolio, `run` on it (a result it returns is the answer, nothing stored), save; again on a concurrent append."""
         with self._lock(portfolio_id):
             for _ in range(self.MAX_ATTEMPTS):
                 portfolio = self.portfolio(portfolio_id)
-                for request, command in steps:
-                    command(portfolio, self._context(request))
+                answered = run(portfolio)
+                if answered is not None:
+                    return answered
                 try:
                     return self._save(portfolio)
                 except IntegrityError:
-                    log.info("portfolio %s changed while a batch of commands ran; running it again", portfolio_id)
+                    log.info("portfolio %s changed while a command ran; running it again", portfolio_id)
         raise Contention(f"portfolio {portfolio_id} kept changing during {self.MAX_ATTEMPTS} attempts; retry the request")
 
     def portfolio(self, portfolio_id: str) -> Portfolio:
