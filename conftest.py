@@ -15,14 +15,14 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 
 from okr_checkins.application import CheckinsApplication
@@ -257,6 +257,22 @@ def read_topic(
 def consume() -> ReadTopic:
     """`consume(bootstrap, topic, done, key=None, timeout_s=90)`: read a topic from its start until `done(records)`."""
     return read_topic
+
+
+async def read_committed_offset(bootstrap: str, group: str, topic_name: str, partition: int = 0) -> int | None:
+    """The offset consumer group `group` committed on one partition of a topic (None if it committed none)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return await consumer.committed(TopicPartition(topic_name, partition))  # type: ignore[no-any-return]
+    finally:
+        await consumer.stop()
+
+
+@pytest.fixture
+def committed_offset() -> Callable[..., Awaitable[int | None]]:
+    """`await committed_offset(bootstrap, group, topic, partition=0)`: what a consumer group committed there."""
+    return read_committed_offset
 
 
 # --- The services in process, without Kafka (the CLI's and the web pages' tests) ---------------------------------

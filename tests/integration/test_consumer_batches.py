@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import psycopg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
 from okr_contracts import Envelope, Headers, TopicSpec, dead_letter_topic, topic
@@ -26,6 +26,7 @@ from okr_runtime.settings import RuntimeSettings
 from okr_runtime.telemetry import create_telemetry
 
 pytestmark = pytest.mark.integration
+CommittedOffset = Callable[..., Awaitable[int | None]]
 WAIT_S = 60
 
 
@@ -95,17 +96,8 @@ async def dead_letters(bootstrap: str, group: str, expected: int) -> list[bytes]
     return values
 
 
-async def committed(bootstrap: str, group: str, topic_name: str) -> int | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        return await consumer.committed(TopicPartition(topic_name, 0))  # type: ignore[no-any-return]
-    finally:
-        await consumer.stop()
-
-
 async def test_a_transient_failure_mid_batch_commits_what_came_before_and_dead_letters_nothing_twice(
-    kafka_bootstrap: str, unique: str
+    kafka_bootstrap: str, unique: str, committed_offset: CommittedOffset
 ) -> None:
     values = [checkin("a"), b"not json", checkin("b"), checkin("flaky"), b"{also not json", checkin("c"), checkin("broken")]
     spec = await topic_with(kafka_bootstrap, unique, values)
@@ -134,10 +126,12 @@ async def test_a_transient_failure_mid_batch_commits_what_came_before_and_dead_l
     # what came before the failure was committed, so it is not handled again after the rewind
     assert handled == ["a", "b", "flaky", "c"]
     assert await dead_letters(kafka_bootstrap, group, 3) == [b"not json", b"{also not json", values[-1]]
-    assert await committed(kafka_bootstrap, group, spec.name) == len(values)
+    assert await committed_offset(kafka_bootstrap, group, spec.name) == len(values)
 
 
-async def test_a_batch_handler_takes_many_messages_at_once_and_its_refusals_are_dead_lettered(kafka_bootstrap: str, unique: str) -> None:
+async def test_a_batch_handler_takes_many_messages_at_once_and_its_refusals_are_dead_lettered(
+    kafka_bootstrap: str, unique: str, committed_offset: CommittedOffset
+) -> None:
     krs = [f"kr-{n}" for n in range(40)]
     values = [checkin(kr) for kr in krs]
     values[7] = b"\x00 not json"
@@ -180,13 +174,15 @@ async def test_a_batch_handler_takes_many_messages_at_once_and_its_refusals_are_
     assert 1 < max(sizes) <= 16
     assert applied == [kr for n, kr in enumerate(krs) if n not in (7, 21)]
     assert await dead_letters(kafka_bootstrap, group, 2) == [values[7], values[21]]
-    assert await committed(kafka_bootstrap, group, spec.name) == len(values)
+    assert await committed_offset(kafka_bootstrap, group, spec.name) == len(values)
     # the messages a batch handler applied and any one-at-a-time ones are the same events once each
     assert len(applied) == len(set(applied))
     assert not one_by_one or set(one_by_one) <= set(applied)
 
 
-async def test_a_batch_handler_that_fails_hands_the_batch_to_the_handler_one_message_at_a_time(kafka_bootstrap: str, unique: str) -> None:
+async def test_a_batch_handler_that_fails_hands_the_batch_to_the_handler_one_message_at_a_time(
+    kafka_bootstrap: str, unique: str, committed_offset: CommittedOffset
+) -> None:
     values = [checkin(f"kr-{n}") for n in range(10)] + [checkin("retired")]
     spec = await topic_with(kafka_bootstrap, unique, values)
     group = f"batch-fallback-{unique}"
@@ -218,10 +214,12 @@ async def test_a_batch_handler_that_fails_hands_the_batch_to_the_handler_one_mes
     assert batches >= 1
     assert one_by_one == [f"kr-{n}" for n in range(10)]
     assert await dead_letters(kafka_bootstrap, group, 1) == [values[-1]]
-    assert await committed(kafka_bootstrap, group, spec.name) == len(values)
+    assert await committed_offset(kafka_bootstrap, group, spec.name) == len(values)
 
 
-async def test_headers_that_are_not_utf8_or_null_do_not_stop_the_partition(kafka_bootstrap: str, unique: str) -> None:
+async def test_headers_that_are_not_utf8_or_null_do_not_stop_the_partition(
+    kafka_bootstrap: str, unique: str, committed_offset: CommittedOffset
+) -> None:
     values = [checkin("a"), checkin("b"), checkin("c")]
     headers: dict[int, list[tuple[str, bytes | None]]] = {
         0: [("x-binary", b"\xff\xfe\x00")],
@@ -246,11 +244,11 @@ async def test_headers_that_are_not_utf8_or_null_do_not_stop_the_partition(kafka
     assert set(seen) == {"a", "b", "c"}
     assert seen["a"]["x-binary"] == b"\xff\xfe\x00".decode("utf-8", "replace")
     assert seen["b"]["x-null"] == ""
-    assert await committed(kafka_bootstrap, group, spec.name) == len(values)
+    assert await committed_offset(kafka_bootstrap, group, spec.name) == len(values)
 
 
 async def test_a_message_waits_out_an_outage_however_many_attempts_it_takes_and_is_never_dead_lettered(
-    kafka_bootstrap: str, unique: str
+    kafka_bootstrap: str, unique: str, committed_offset: CommittedOffset
 ) -> None:
     values = [checkin("a"), checkin("b")]
     spec = await topic_with(kafka_bootstrap, unique, values)
@@ -280,4 +278,4 @@ async def test_a_message_waits_out_an_outage_however_many_attempts_it_takes_and_
 
     assert handled == ["a", "b"]
     assert await dead_letters(kafka_bootstrap, group, 0) == []
-    assert await committed(kafka_bootstrap, group, spec.name) == len(values)
+    assert await committed_offset(kafka_bootstrap, group, spec.name) == len(values)

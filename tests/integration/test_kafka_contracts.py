@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -25,6 +25,7 @@ from okr_runtime.settings import RuntimeSettings
 from okr_runtime.telemetry import Telemetry, create_telemetry
 
 pytestmark = pytest.mark.integration
+CommittedOffset = Callable[..., Awaitable[int | None]]
 WAIT_S = 90
 
 
@@ -116,7 +117,9 @@ def checkin_bytes(kr_id: str, confidence: float = 0.5) -> bytes:
     return json.dumps(raw).encode()
 
 
-async def test_messages_that_cannot_be_processed_reach_the_dead_letter_topic_with_their_reason(kafka_bootstrap: str, unique: str) -> None:
+async def test_messages_that_cannot_be_processed_reach_the_dead_letter_topic_with_their_reason(
+    kafka_bootstrap: str, unique: str, committed_offset: CommittedOffset
+) -> None:
     spec = renamed(topic("okr.kr-events.v1"), unique)
     group = f"dlq-{unique}"
     await ensure_topics(kafka_bootstrap, [dataclasses.replace(spec, partitions=1)], replication_factor=1)
@@ -179,12 +182,3 @@ async def test_messages_that_cannot_be_processed_reach_the_dead_letter_topic_wit
     assert {h[Headers.DLQ_CONSUMER_GROUP] for h in headers} == {group}
     assert [int(h[Headers.DLQ_SOURCE_OFFSET]) for h in headers] == [1, 2, 3, 4, 6, 7]
     assert await committed_offset(kafka_bootstrap, group, spec.name) == len(values)
-
-
-async def committed_offset(bootstrap: str, group: str, topic_name: str) -> int | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        return await consumer.committed(TopicPartition(topic_name, 0))  # type: ignore[no-any-return]
-    finally:
-        await consumer.stop()
