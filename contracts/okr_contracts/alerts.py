@@ -24,6 +24,8 @@ class DriftRule(StrEnum):
     NOT_MEASURABLE = "not_measurable"
     TOO_MANY_OBJECTIVES = "too_many_objectives"
     TOO_MANY_KEY_RESULTS = "too_many_key_results"
+    OVER_ALLOCATED = "over_allocated"
+    OFF_BALANCE = "off_balance"
 
 
 class Severity(StrEnum):
@@ -48,7 +50,7 @@ class AlertEvent(EventPayload):
     alert_id: Id = Field(description="The alert; one open alert per rule and node.")
     portfolio_id: Id = Field(description="The portfolio; the Kafka key of this topic.")
     rule: DriftRule = Field(description="The rule.")
-    node_id: Id = Field(description="The key result, objective or team the alert is about.")
+    node_id: Id = Field(description="The key result, objective, team, or cycle (for a balance) the alert is about.")
 
 
 class AlertRaised(AlertEvent):

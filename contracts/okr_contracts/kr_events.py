@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -53,6 +54,57 @@ class CycleCadence(StrEnum):
     QUARTERLY = "quarterly"
     MONTHLY = "monthly"
     CUSTOM = "custom"
+
+
+class InvestmentPriority(StrEnum):
+    """Which share of capacity an objective draws on (the 70/20/10 rule)."""
+
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+    EXPLORATION = "exploration"
+
+
+class AarrrStage(StrEnum):
+    """The stage of the customer funnel (pirate metrics) an objective moves."""
+
+    ACQUISITION = "acquisition"
+    ACTIVATION = "activation"
+    RETENTION = "retention"
+    REFERRAL = "referral"
+    REVENUE = "revenue"
+
+
+class InvestmentHorizon(StrEnum):
+    """Whether an objective keeps the business running, grows it, or transforms it."""
+
+    RUN = "run"
+    GROW = "grow"
+    TRANSFORM = "transform"
+
+
+Sprints = Annotated[float, Field(ge=0.0, le=10_000.0, allow_inf_nan=False)]
+"""An amount of a squad's time, in sprints (fractions allowed)."""
+
+
+class Balance(BaseModel):
+    """The intended split of allocated capacity over primary, secondary and exploration objectives; the shares sum to 1."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    primary: Progress = Field(default=0.7, description="Share of allocated sprints meant for primary objectives.")
+    secondary: Progress = Field(default=0.2, description="Share meant for secondary objectives.")
+    exploration: Progress = Field(default=0.1, description="Share meant for exploration.")
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> Balance:
+        total = self.primary + self.secondary + self.exploration
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"the shares sum to {total:g}; primary, secondary and exploration must sum to 1")
+        return self
+
+    def share(self, priority: InvestmentPriority) -> float:
+        """The intended share of one priority."""
+        return float(getattr(self, priority.value))
 
 
 class Link(BaseModel):
@@ -250,6 +302,53 @@ class RecoveryPlanFiled(KrEvent):
     decision_needed: Text = Field(description="The decision asked of the leads.")
 
 
+class SquadCapacitySet(KrEvent):
+    """A squad's capacity in sprints: for every cycle, or (with `cycle_id`) for one cycle, overriding that default."""
+
+    team_id: Id = Field(description="The team or squad.")
+    cycle_id: Id | None = Field(default=None, description="The one cycle this capacity is for; none sets the squad's default per cycle.")
+    sprints: Sprints = Field(description="Sprints the squad can give per cycle (0: none).")
+    reason: str = Field(default="", max_length=4000, description="Why, e.g. `two engineers on leave`.")
+
+
+class ObjectiveAllocated(KrEvent):
+    """An objective was allocated to a squad for a number of sprints of the objective's cycle, or its allocation changed."""
+
+    objective_id: Id = Field(description="The objective.")
+    team_id: Id = Field(description="The squad that gives the sprints.")
+    sprints: Sprints = Field(gt=0.0, description="Sprints of the squad this objective takes in its cycle.")
+    old_sprints: Sprints | None = Field(default=None, description="The allocation before (none when it is new).")
+    reason: str = Field(default="", max_length=4000, description="Why, if said.")
+
+
+class AllocationRemoved(KrEvent):
+    """An objective's allocation to a squad was taken back; the sprints are free again."""
+
+    objective_id: Id = Field(description="The objective.")
+    team_id: Id = Field(description="The squad.")
+    old_sprints: Sprints = Field(description="The allocation that was removed.")
+    reason: Text = Field(description="Why.")
+
+
+class ObjectiveClassified(KrEvent):
+    """An objective's investment tags were set; each event states all three (none: not classified on that axis)."""
+
+    objective_id: Id = Field(description="The objective.")
+    priority: InvestmentPriority | None = Field(default=None, description="Primary, secondary or exploration (the 70/20/10 rule).")
+    aarrr_stage: AarrrStage | None = Field(default=None, description="The funnel stage it moves.")
+    horizon: InvestmentHorizon | None = Field(default=None, description="Run, grow or transform.")
+
+
+class BalanceIntended(KrEvent):
+    """The portfolio's intended split of allocated capacity, and how far the actual split may stray before drift alerts."""
+
+    intended: Balance = Field(default_factory=Balance, description="Shares for primary, secondary and exploration (70/20/10 by default).")
+    margin: Progress = Field(
+        default=0.1, description="Largest difference, in share points, between an actual and an intended share that is still in balance."
+    )
+    reason: str = Field(default="", max_length=4000, description="Why, if said.")
+
+
 class CycleScored(KrEvent):
     """A cycle was closed: final scores are the scores as of this event."""
 
@@ -276,4 +375,9 @@ KR_EVENTS: tuple[type[KrEvent], ...] = (
     KeyResultEscalated,
     RecoveryPlanFiled,
     CycleScored,
+    SquadCapacitySet,
+    ObjectiveAllocated,
+    AllocationRemoved,
+    ObjectiveClassified,
+    BalanceIntended,
 )
