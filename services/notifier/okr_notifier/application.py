@@ -15,7 +15,7 @@ from typing import Any
 
 from okr_contracts.alerts import AlertAcknowledged, AlertEvent, AlertRaised, AlertResolved
 from okr_contracts.envelope import Envelope, EventPayload
-from okr_notifier.messages import email_message, kr_link, slack_message
+from okr_notifier.messages import alert_link, email_message, slack_message
 from okr_notifier.routing import WEBHOOK_PREFIX, Notification, RoutingConfig, plan
 from okr_notifier.senders import EmailSender, SendFailed, SlackSender
 from okr_notifier.sendlog import Send, SendLog
@@ -95,7 +95,7 @@ class NotifierService:
         )
 
     def _send(self, notification: Notification, event: AlertEvent, raised: AlertRaised) -> Send:
-        link = kr_link(self.routing.link_base, raised.portfolio_id, raised.node_id)
+        link = alert_link(self.routing.link_base, raised)
         details: dict[str, Any] = {}
         if isinstance(event, AlertAcknowledged):
             details = {"acknowledged_by": event.by, "note": event.note}

@@ -48,7 +48,11 @@ RULE_TITLES: dict[DriftRule, str] = {
     DriftRule.NOT_MEASURABLE: "Not measurable",
     DriftRule.TOO_MANY_OBJECTIVES: "Too many objectives",
     DriftRule.TOO_MANY_KEY_RESULTS: "Too many key results",
+    DriftRule.OVER_ALLOCATED: "Squad over capacity",
+    DriftRule.OFF_BALANCE: "Capacity off balance",
 }
+CAPACITY_RULES = frozenset({DriftRule.OVER_ALLOCATED, DriftRule.OFF_BALANCE})
+"""Rules about a squad or a cycle, not a scored node: their link is the scorecard's capacity section."""
 SEVERITY_ICONS: dict[Severity, str] = {Severity.INFO: "ℹ️", Severity.WARNING: "⚠️", Severity.CRITICAL: "🚨"}
 RECOVERY_RULES = frozenset({DriftRule.OFF_TRACK, DriftRule.PLAN_OVERDUE})
 RECOVERY_OPTIONS: tuple[str, ...] = (
@@ -63,6 +67,13 @@ STATE_TITLES: dict[AlertState, str] = {"raised": "", "acknowledged": "Acknowledg
 def kr_link(link_base: str, portfolio_id: str, node_id: str) -> str:
     """The key result's page: `{link_base}/portfolios/{portfolio}/nodes/{node}`, ids percent-encoded."""
     return f"{link_base.rstrip('/')}/portfolios/{quote(portfolio_id, safe=':')}/nodes/{quote(node_id, safe=':')}"
+
+
+def alert_link(link_base: str, raised: AlertRaised) -> str:
+    """Where a person acts on an alert: the node's page, or for a capacity alert the scorecard's capacity section."""
+    if raised.rule in CAPACITY_RULES:
+        return f"{link_base.rstrip('/')}/portfolios/{quote(raised.portfolio_id, safe=':')}#capacity"
+    return kr_link(link_base, raised.portfolio_id, raised.node_id)
 
 
 def escape_mrkdwn(text: str) -> str:

@@ -35,6 +35,8 @@ RULE_WORDS = {
     "not_measurable": "not measurable",
     "too_many_objectives": "too many objectives",
     "too_many_key_results": "too many key results",
+    "over_allocated": "squad over capacity",
+    "off_balance": "capacity off balance",
 }
 OPTION_WORDS = {
     "change_tactic": "change the tactic",

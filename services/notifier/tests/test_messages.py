@@ -13,6 +13,7 @@ from okr_notifier.messages import (
     HEADER_MAX,
     SECTION_MAX,
     TOTAL_BLOCK_TEXT_MAX,
+    alert_link,
     block_text_length,
     email_message,
     escape_mrkdwn,
@@ -180,6 +181,18 @@ def test_a_link_that_is_not_http_is_refused() -> None:
 def test_the_link_names_the_portfolio_and_node_and_encodes_odd_ids() -> None:
     assert kr_link("https://okr.example.com/", "acme", "kr-1") == LINK
     assert kr_link("https://okr.example.com", "acme", "team/a:kr.1") == "https://okr.example.com/portfolios/acme/nodes/team%2Fa:kr.1"
+
+
+def test_a_capacity_alert_links_to_the_scorecards_capacity_section_and_names_its_rule() -> None:
+    squad = raised(DriftRule.OVER_ALLOCATED, "payments is allocated 9 sprints in cycle 2026-Q3 against a capacity of 6")
+    assert alert_link("https://okr.example.com/", squad) == "https://okr.example.com/portfolios/acme#capacity"
+    assert alert_link("https://okr.example.com", raised()) == LINK
+    message = slack_message(squad, "raised", link=alert_link("https://okr.example.com", squad))
+    text = json.dumps(message)
+    assert "Squad over capacity" in text
+    assert "https://okr.example.com/portfolios/acme#capacity" in text
+    balance = email_message(raised(DriftRule.OFF_BALANCE, "Cycle 2026-Q3 splits its allocated sprints 0% / 0% / 100%"), "raised", link=LINK)
+    assert "Capacity off balance" in balance.subject
 
 
 def test_an_email_has_a_subject_a_plain_text_part_and_an_html_part_with_the_same_content() -> None:

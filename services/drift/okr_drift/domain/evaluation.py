@@ -8,17 +8,29 @@ Pure: the moment is passed in, nothing is read from a clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from okr_contracts.alerts import Audience, DriftRule
+from okr_contracts.capacity import capacity_for, check_balance, split, squad_load
 from okr_drift.domain.alerts import AlertBook, Change, Subject
 from okr_drift.domain.facts import CycleFacts, KeyResultFacts, ObjectiveFacts
 from okr_drift.domain.portfolio import PortfolioState, Touched
-from okr_drift.domain.rules import KR_RULES, Finding, KrContext, too_many_key_results, too_many_objectives, why_cleared
+from okr_drift.domain.rules import (
+    KR_RULES,
+    Finding,
+    KrContext,
+    off_balance,
+    over_allocated,
+    too_many_key_results,
+    too_many_objectives,
+    why_cleared,
+)
 
 OBJECTIVE_RULES = (DriftRule.TOO_MANY_KEY_RESULTS,)
 GROUP_RULES = (DriftRule.TOO_MANY_OBJECTIVES,)
+SQUAD_RULES = (DriftRule.OVER_ALLOCATED,)
+CYCLE_RULES = (DriftRule.OFF_BALANCE,)
 
 
 class PortfolioDrift:
@@ -32,25 +44,36 @@ class PortfolioDrift:
     def evaluate(self, at: datetime, touched: Touched | None = None) -> list[Change]:
         """Raise and resolve alerts for the touched nodes (every node when `touched` is none) as of `at`."""
         changes: list[Change] = []
-        krs, objectives, groups = self._scope(touched)
+        scope = self._scope(touched)
         live = _LiveCycles(self, at)
-        for kr_id in krs:
+        for kr_id in scope.krs:
             self.evaluate_kr(kr_id, at, changes, live)
-        for objective_id in objectives:
+        for objective_id in scope.objectives:
             self._evaluate_objective(objective_id, at, changes, live)
-        for group in groups:
+        for group in scope.groups:
             self._evaluate_group(group, at, changes, live)
+        for team_id in scope.squads:
+            self._evaluate_squad(team_id, at, changes, live)
+        for cycle_id in scope.balances:
+            self._evaluate_balance(cycle_id, at, changes, live)
         return changes
 
-    def _scope(self, touched: Touched | None) -> tuple[Iterable[str], Iterable[str], Iterable[str]]:
+    def _scope(self, touched: Touched | None) -> Touched:
+        """What to evaluate: what an input touched, or (on a clock tick) every node and every node with an open alert."""
         if touched is not None:
-            return touched.krs, touched.objectives, touched.groups
+            return touched
         state, orphans = self.state, self.book.by_node.keys() - self.state.krs.keys()
-        alerted = {rule: {n for n in orphans if rule in self.book.by_node[n]} for rule in (*OBJECTIVE_RULES, *GROUP_RULES)}
-        objectives = state.objectives.keys() | alerted[DriftRule.TOO_MANY_KEY_RESULTS]
-        groups = state.focus.keys() | alerted[DriftRule.TOO_MANY_OBJECTIVES]
-        krs = [*state.krs, *(n for n in orphans if n not in objectives and n not in groups)]
-        return krs, objectives, groups
+        rules = (*OBJECTIVE_RULES, *GROUP_RULES, *SQUAD_RULES, *CYCLE_RULES)
+        alerted = {rule: {n for n in orphans if rule in self.book.by_node[n]} for rule in rules}
+        scope = Touched(
+            objectives=state.objectives.keys() | alerted[DriftRule.TOO_MANY_KEY_RESULTS],
+            groups=state.focus.keys() | alerted[DriftRule.TOO_MANY_OBJECTIVES],
+            squads=state.teams.keys() | alerted[DriftRule.OVER_ALLOCATED],
+            balances=state.by_cycle.keys() | alerted[DriftRule.OFF_BALANCE],
+        )
+        others = scope.objectives | scope.groups | scope.squads | scope.balances
+        scope.krs = {*state.krs, *(n for n in orphans if n not in others)}
+        return scope
 
     def live_cycle(self, cycle_id: str, at: datetime) -> CycleFacts | None:
         """The cycle if it is running or still to come at `at` (not scored, not over)."""
@@ -108,6 +131,31 @@ class PortfolioDrift:
         finding = too_many_objectives(group, counts, self.state.facts.thresholds)
         self._settle(group, DriftRule.TOO_MANY_OBJECTIVES, finding, lambda: self._group_subject(group), at, changes)
 
+    def _evaluate_squad(self, team_id: str, at: datetime, changes: list[Change], live: Mapping[str, CycleFacts | None]) -> None:
+        team = self.state.teams.get(team_id)
+        loads = []
+        if team is not None:
+            by_cycle: dict[str, dict[str, float]] = {}
+            for objective_id in self.state.allocated.get(team_id, ()):
+                objective = self.state.objectives[objective_id]
+                if team_id in objective.allocations and live[objective.cycle_id] is not None:
+                    by_cycle.setdefault(objective.cycle_id, {})[objective_id] = objective.allocations[team_id]
+            for cycle_id, allocations in sorted(by_cycle.items()):
+                loads.append(squad_load(team_id, cycle_id, capacity_for(cycle_id, team.capacity, team.capacity_by_cycle), allocations))
+        finding = over_allocated(team_id, loads)
+        subject = None if team is None else lambda: self._group_subject(team_id)
+        self._settle(team_id, DriftRule.OVER_ALLOCATED, finding, subject, at, changes)
+
+    def _evaluate_balance(self, cycle_id: str, at: datetime, changes: list[Change], live: Mapping[str, CycleFacts | None]) -> None:
+        finding = None
+        if live[cycle_id] is not None:
+            objectives = [self.state.objectives[o] for o in sorted(self.state.by_cycle.get(cycle_id, ()))]
+            priorities = split((o.priority.value if o.priority else None, sum(o.allocations.values())) for o in objectives if o.allocations)
+            facts = self.state.facts
+            finding = off_balance(cycle_id, check_balance(priorities, facts.balance, facts.balance_margin), priorities.unclassified)
+        subject = None if cycle_id not in self.state.cycles else lambda: self._cycle_subject(cycle_id)
+        self._settle(cycle_id, DriftRule.OFF_BALANCE, finding, subject, at, changes)
+
     def _settle(
         self,
         node: str,
@@ -163,6 +211,9 @@ class PortfolioDrift:
         product_id = team.product_id if team else group
         return Subject(node_kind="team", title=group, product_id=product_id, recipients=self._recipients(None, lead))
 
+    def _cycle_subject(self, cycle_id: str) -> Subject:
+        return Subject(node_kind="cycle", title=cycle_id, cycle_id=cycle_id, recipients=self._recipients(None, None))
+
 
 class _LiveCycles(dict[str, CycleFacts | None]):
     """Each cycle's liveness at one moment, worked out on first use and then looked up: an evaluation asks once per node."""
@@ -179,4 +230,6 @@ class _LiveCycles(dict[str, CycleFacts | None]):
 _SCOPE_CLEARED = {
     DriftRule.TOO_MANY_KEY_RESULTS: "key results within the limit (or its cycle closed)",
     DriftRule.TOO_MANY_OBJECTIVES: "objectives within the limit (or their cycles closed)",
+    DriftRule.OVER_ALLOCATED: "allocations within the capacity (or their cycles closed)",
+    DriftRule.OFF_BALANCE: "split within the margin of the intended balance (or the cycle closed)",
 }

@@ -16,7 +16,7 @@ from functools import cached_property
 from pydantic import BaseModel, Field
 
 from okr_contracts.delivery import DeliverySource, StatusCategory
-from okr_contracts.kr_events import DriftThresholds, KeyResultKind
+from okr_contracts.kr_events import AarrrStage, Balance, DriftThresholds, InvestmentHorizon, InvestmentPriority, KeyResultKind
 
 
 class Entity(BaseModel):
@@ -26,11 +26,13 @@ class Entity(BaseModel):
 
 
 class PortfolioFacts(Entity):
-    """The portfolio: its lead and drift thresholds."""
+    """The portfolio: its lead, drift thresholds, and intended balance of capacity with its margin."""
 
     portfolio_id: str
     lead: str = ""
     thresholds: DriftThresholds = Field(default_factory=DriftThresholds)
+    balance: Balance = Field(default_factory=Balance)
+    balance_margin: float = 0.1
 
 
 class ProductFacts(Entity):
@@ -41,11 +43,14 @@ class ProductFacts(Entity):
 
 
 class TeamFacts(Entity):
-    """A team and its lead."""
+    """A team (or squad), its lead, and its capacity in sprints: a default per cycle and per-cycle overrides."""
 
     team_id: str
     lead: str
     product_id: str | None = None
+    name: str = ""
+    capacity: float | None = Field(default=None, description="Sprints per cycle; none when never declared.")
+    capacity_by_cycle: dict[str, float] = Field(default_factory=dict, description="Sprints for one cycle, overriding the default.")
 
 
 class CycleFacts(Entity):
@@ -83,6 +88,10 @@ class ObjectiveFacts(Entity):
     owner: str
     product_id: str | None = None
     team_id: str | None = None
+    allocations: dict[str, float] = Field(default_factory=dict, description="Sprints of each squad it takes in its cycle.")
+    priority: InvestmentPriority | None = None
+    aarrr_stage: AarrrStage | None = None
+    horizon: InvestmentHorizon | None = None
 
     @property
     def focus_group(self) -> str | None:

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from okr_contracts.kr_events import (
+    AllocationRemoved,
+    BalanceIntended,
     CheckInRecorded,
     CycleScored,
     CycleStarted,
@@ -20,10 +22,13 @@ from okr_contracts.kr_events import (
     KeyResultEscalated,
     KeyResultRetired,
     KrEvent,
+    ObjectiveAllocated,
+    ObjectiveClassified,
     ObjectiveDefined,
     PortfolioDefined,
     ProductDefined,
     RecoveryPlanFiled,
+    SquadCapacitySet,
     TargetChanged,
     TeamDefined,
     ValueObserved,
@@ -44,6 +49,9 @@ from okr_drift.domain.facts import (
     RecoveryPlan,
     TeamFacts,
 )
+
+ObjectiveChange = ObjectiveAllocated | AllocationRemoved | ObjectiveClassified
+"""History events that change an objective's allocations or tags."""
 
 RECENT_CHECKINS = 3
 """Check-ins kept per key result: "confidence falling" reads the last three."""
@@ -68,6 +76,10 @@ class Touched:
     krs: set[str] = field(default_factory=set)
     objectives: set[str] = field(default_factory=set)
     groups: set[str] = field(default_factory=set)
+    squads: set[str] = field(default_factory=set)
+    """Teams whose load against capacity to evaluate."""
+    balances: set[str] = field(default_factory=set)
+    """Cycles whose split against the intended balance to evaluate."""
 
     def entity(self, kind: str, entity_id: str) -> None:
         """Note a changed entity."""
@@ -91,6 +103,10 @@ class PortfolioState:
         """Key results by objective id."""
         self.focus: dict[str, set[str]] = {}
         """Objectives by focus group (team, else product)."""
+        self.allocated: dict[str, set[str]] = {}
+        """Objectives by squad they are allocated to."""
+        self.by_cycle: dict[str, set[str]] = {}
+        """Objectives by cycle."""
 
     # --- persistence -----------------------------------------------------------------------------------------
 
@@ -126,12 +142,20 @@ class PortfolioState:
         """Keep the member and focus indexes in step with a (re)defined key result or objective."""
         if isinstance(before, KeyResultFacts):
             self.members.get(before.objective_id, set()).discard(before.kr_id)
-        if isinstance(before, ObjectiveFacts) and before.focus_group:
-            self.focus.get(before.focus_group, set()).discard(before.objective_id)
+        if isinstance(before, ObjectiveFacts):
+            if before.focus_group:
+                self.focus.get(before.focus_group, set()).discard(before.objective_id)
+            for team_id in before.allocations:
+                self.allocated.get(team_id, set()).discard(before.objective_id)
+            self.by_cycle.get(before.cycle_id, set()).discard(before.objective_id)
         if isinstance(entity, KeyResultFacts):
             self.members.setdefault(entity.objective_id, set()).add(entity.kr_id)
-        if isinstance(entity, ObjectiveFacts) and entity.focus_group:
-            self.focus.setdefault(entity.focus_group, set()).add(entity.objective_id)
+        if isinstance(entity, ObjectiveFacts):
+            if entity.focus_group:
+                self.focus.setdefault(entity.focus_group, set()).add(entity.objective_id)
+            for team_id in entity.allocations:
+                self.allocated.setdefault(team_id, set()).add(entity.objective_id)
+            self.by_cycle.setdefault(entity.cycle_id, set()).add(entity.objective_id)
 
     def entities(self) -> Iterator[tuple[str, str, Entity]]:
         """Every entity as (kind, id, entity)."""
@@ -163,9 +187,7 @@ class PortfolioState:
     def _portfolio(self, event: PortfolioDefined, _: datetime, touched: Touched) -> Touched | None:
         if not self._fresh(self.facts, event):
             return None
-        self.facts = PortfolioFacts(
-            portfolio_id=self.portfolio_id, lead=event.owner, thresholds=event.drift, version=event.aggregate_version
-        )
+        self.facts = self.facts.model_copy(update={"lead": event.owner, "thresholds": event.drift, "version": event.aggregate_version})
         touched.entity("portfolio", self.portfolio_id)
         touched.krs.update(self.krs)
         touched.objectives.update(self.objectives)
@@ -182,11 +204,57 @@ class PortfolioState:
     def _team(self, event: TeamDefined, _: datetime, touched: Touched) -> Touched | None:
         if not self._fresh(self.teams.get(event.team_id), event):
             return None
+        before = self.teams.get(event.team_id)
+        kept = {"capacity": before.capacity, "capacity_by_cycle": before.capacity_by_cycle} if before else {}
         self.teams[event.team_id] = TeamFacts(
-            team_id=event.team_id, lead=event.lead, product_id=event.product_id, version=event.aggregate_version
+            team_id=event.team_id, lead=event.lead, product_id=event.product_id, name=event.name, version=event.aggregate_version, **kept
         )
         touched.entity("team", event.team_id)
         touched.groups.add(event.team_id)
+        touched.squads.add(event.team_id)
+        return touched
+
+    def _capacity(self, event: SquadCapacitySet, _: datetime, touched: Touched) -> Touched | None:
+        team = self.teams.get(event.team_id)
+        if team is None or not self._fresh(team, event):
+            return None
+        if event.cycle_id is None:
+            team.capacity = event.sprints
+        else:
+            team.capacity_by_cycle[event.cycle_id] = event.sprints
+        team.version = event.aggregate_version
+        touched.entity("team", event.team_id)
+        touched.squads.add(event.team_id)
+        return touched
+
+    def _balance(self, event: BalanceIntended, _: datetime, touched: Touched) -> Touched | None:
+        if not self._fresh(self.facts, event):
+            return None
+        self.facts.balance, self.facts.balance_margin, self.facts.version = event.intended, event.margin, event.aggregate_version
+        touched.entity("portfolio", self.portfolio_id)
+        touched.balances.update(self.by_cycle)
+        return touched
+
+    def _objective_change(self, event: ObjectiveChange, _: datetime, touched: Touched) -> Touched | None:
+        """An allocation made, changed or removed, or the objective's tags set."""
+        before = self.objectives.get(event.objective_id)
+        if before is None or not self._fresh(before, event):
+            return None
+        after = before.model_copy(deep=True)
+        match event:
+            case ObjectiveAllocated():
+                after.allocations[event.team_id] = event.sprints
+            case AllocationRemoved():
+                after.allocations.pop(event.team_id, None)
+            case ObjectiveClassified():
+                after.priority, after.aarrr_stage, after.horizon = event.priority, event.aarrr_stage, event.horizon
+        after.version = event.aggregate_version
+        self.objectives[event.objective_id] = after
+        self._index(after, before)
+        touched.entity("objective", event.objective_id)
+        if not isinstance(event, ObjectiveClassified):
+            touched.squads.add(event.team_id)
+        touched.balances.add(after.cycle_id)
         return touched
 
     def _cycle(self, event: CycleStarted, _: datetime, touched: Touched) -> Touched | None:
@@ -218,12 +286,16 @@ class PortfolioState:
         members = [o for o in self.objectives.values() if o.cycle_id == cycle_id]
         touched.objectives.update(o.objective_id for o in members)
         touched.groups.update(g for o in members if (g := o.focus_group))
+        touched.squads.update(t for o in members for t in o.allocations)
+        touched.squads.update(t for t, team in self.teams.items() if cycle_id in team.capacity_by_cycle)
+        touched.balances.add(cycle_id)
         return touched
 
     def _objective(self, event: ObjectiveDefined, _: datetime, touched: Touched) -> Touched | None:
         before = self.objectives.get(event.objective_id)
         if not self._fresh(before, event):
             return None
+        kept = {name: getattr(before, name) for name in ("allocations", "priority", "aarrr_stage", "horizon")} if before else {}
         after = ObjectiveFacts(
             objective_id=event.objective_id,
             cycle_id=event.cycle_id,
@@ -233,6 +305,7 @@ class PortfolioState:
             product_id=event.product_id,
             team_id=event.team_id,
             version=event.aggregate_version,
+            **kept,
         )
         self.objectives[event.objective_id] = after
         self._index(after, before)
@@ -240,6 +313,8 @@ class PortfolioState:
         touched.objectives.add(event.objective_id)
         touched.groups.update(g for g in (before.focus_group if before else None, after.focus_group) if g)
         touched.krs.update(self.members.get(event.objective_id, ()))
+        touched.squads.update(after.allocations)
+        touched.balances.update(c for c in (before.cycle_id if before else None, after.cycle_id) if c)
         return touched
 
     def _key_result(self, event: KeyResultDefined, occurred_at: datetime, touched: Touched) -> Touched | None:
@@ -356,6 +431,11 @@ _HISTORY: dict[type[KrEvent], Any] = {
     CycleScored: PortfolioState._cycle_scored,
     ObjectiveDefined: PortfolioState._objective,
     KeyResultDefined: PortfolioState._key_result,
+    SquadCapacitySet: PortfolioState._capacity,
+    BalanceIntended: PortfolioState._balance,
+    ObjectiveAllocated: PortfolioState._objective_change,
+    AllocationRemoved: PortfolioState._objective_change,
+    ObjectiveClassified: PortfolioState._objective_change,
     **dict.fromkeys(_KR_CHANGES, PortfolioState._kr_change),
 }
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from okr_contracts.alerts import Audience, DriftRule, Severity
+from okr_contracts.capacity import BalanceCheck, SquadLoad
 from okr_contracts.kr_events import DriftThresholds, KeyResultKind
 from okr_drift.domain.facts import CycleFacts, DeliveryLog, KeyResultFacts, ObjectiveFacts, ProgressLog
 
@@ -355,6 +356,63 @@ def too_many_objectives(group: str, counts: dict[str, int], thresholds: DriftThr
     )
 
 
+def over_allocated(team: str, loads: list[SquadLoad]) -> Finding | None:
+    """A squad allocated more sprints than its declared capacity in a live cycle (the cycle most over is reported)."""
+    over = [load for load in loads if load.over]
+    if not over:
+        return None
+    load = max(sorted(over, key=lambda found: found.cycle_id), key=lambda found: found.over_by)
+    assert load.capacity is not None
+    objectives = len(load.allocations)
+    return Finding(
+        DriftRule.OVER_ALLOCATED,
+        team,
+        Severity.WARNING,
+        (Audience.PRODUCT_LEAD, Audience.PORTFOLIO_LEAD),
+        f"{team} is allocated {load.allocated:g} sprints in cycle {load.cycle_id} against a capacity of {load.capacity:g} "
+        f"({objectives} objectives, {load.over_by:g} over)",
+        "Take an objective off the squad, move sprints to a squad with room, or raise the capacity if it really grew",
+        load.cycle_id,
+        {
+            "cycle_id": load.cycle_id,
+            "capacity": load.capacity,
+            "allocated": load.allocated,
+            "over_by": load.over_by,
+            "objectives": objectives,
+            "allocations": ", ".join(f"{objective} {sprints:g}" for objective, sprints in load.allocations.items()),
+        },
+    )
+
+
+def off_balance(cycle_id: str, check: BalanceCheck | None, unclassified: float) -> Finding | None:
+    """A live cycle whose allocated sprints split over primary, secondary and exploration strays from the intended balance."""
+    if check is None or not check.off:
+        return None
+    worst = check.worst
+    deviation = check.deviations[worst]
+    actual = " / ".join(f"{check.actual[p]:.0%}" for p in check.intended)
+    intended = " / ".join(f"{check.intended[p]:.0%}" for p in check.intended)
+    return Finding(
+        DriftRule.OFF_BALANCE,
+        cycle_id,
+        Severity.WARNING,
+        (Audience.PORTFOLIO_LEAD,),
+        f"Cycle {cycle_id} splits its allocated sprints {actual} (primary / secondary / exploration) against {intended} intended: "
+        f"{worst} is {abs(deviation):.0%} {'over' if deviation > 0 else 'under'} (margin {check.margin:.0%})",
+        f"Rebalance the allocations towards {intended}, or change the intended balance if the plan changed on purpose",
+        cycle_id,
+        {
+            "cycle_id": cycle_id,
+            "worst": worst,
+            "deviation": deviation,
+            "margin": check.margin,
+            **{f"actual_{p}": share for p, share in check.actual.items()},
+            **{f"intended_{p}": share for p, share in check.intended.items()},
+            "unclassified_sprints": unclassified,
+        },
+    )
+
+
 def why_cleared(rule: DriftRule, ctx: KrContext | None) -> str:
     """Why an open alert of `rule` no longer holds (`ctx` is none when the node left the live set)."""
     if ctx is None:
@@ -377,4 +435,6 @@ _CLEARED = {
     DriftRule.NOT_MEASURABLE: "baseline and target set",
     DriftRule.TOO_MANY_KEY_RESULTS: "key results within the limit",
     DriftRule.TOO_MANY_OBJECTIVES: "objectives within the limit",
+    DriftRule.OVER_ALLOCATED: "allocations within the capacity",
+    DriftRule.OFF_BALANCE: "split within the margin of the intended balance",
 }
