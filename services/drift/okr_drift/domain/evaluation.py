@@ -69,7 +69,7 @@ class PortfolioDrift:
             objectives=state.objectives.keys() | alerted[DriftRule.TOO_MANY_KEY_RESULTS],
             groups=state.focus.keys() | alerted[DriftRule.TOO_MANY_OBJECTIVES],
             squads=state.teams.keys() | alerted[DriftRule.OVER_ALLOCATED],
-            balances=state.by_cycle.keys() | alerted[DriftRule.OFF_BALANCE],
+            balances=state.allocated_by_cycle.keys() | alerted[DriftRule.OFF_BALANCE],
         )
         others = scope.objectives | scope.groups | scope.squads | scope.balances
         scope.krs = {*state.krs, *(n for n in orphans if n not in others)}
@@ -149,7 +149,7 @@ class PortfolioDrift:
     def _evaluate_balance(self, cycle_id: str, at: datetime, changes: list[Change], live: Mapping[str, CycleFacts | None]) -> None:
         finding = None
         if live[cycle_id] is not None:
-            objectives = [self.state.objectives[o] for o in sorted(self.state.by_cycle.get(cycle_id, ()))]
+            objectives = [self.state.objectives[o] for o in sorted(self.state.allocated_by_cycle.get(cycle_id, ()))]
             priorities = split((o.priority.value if o.priority else None, sum(o.allocations.values())) for o in objectives if o.allocations)
             facts = self.state.facts
             finding = off_balance(cycle_id, check_balance(priorities, facts.balance, facts.balance_margin), priorities.unclassified)

@@ -105,8 +105,8 @@ class PortfolioState:
         """Objectives by focus group (team, else product)."""
         self.allocated: dict[str, set[str]] = {}
         """Objectives by squad they are allocated to."""
-        self.by_cycle: dict[str, set[str]] = {}
-        """Objectives by cycle."""
+        self.allocated_by_cycle: dict[str, set[str]] = {}
+        """Objectives with allocations, by cycle."""
 
     # --- persistence -----------------------------------------------------------------------------------------
 
@@ -147,7 +147,7 @@ class PortfolioState:
                 self.focus.get(before.focus_group, set()).discard(before.objective_id)
             for team_id in before.allocations:
                 self.allocated.get(team_id, set()).discard(before.objective_id)
-            self.by_cycle.get(before.cycle_id, set()).discard(before.objective_id)
+            self.allocated_by_cycle.get(before.cycle_id, set()).discard(before.objective_id)
         if isinstance(entity, KeyResultFacts):
             self.members.setdefault(entity.objective_id, set()).add(entity.kr_id)
         if isinstance(entity, ObjectiveFacts):
@@ -155,7 +155,8 @@ class PortfolioState:
                 self.focus.setdefault(entity.focus_group, set()).add(entity.objective_id)
             for team_id in entity.allocations:
                 self.allocated.setdefault(team_id, set()).add(entity.objective_id)
-            self.by_cycle.setdefault(entity.cycle_id, set()).add(entity.objective_id)
+            if entity.allocations:
+                self.allocated_by_cycle.setdefault(entity.cycle_id, set()).add(entity.objective_id)
 
     def entities(self) -> Iterator[tuple[str, str, Entity]]:
         """Every entity as (kind, id, entity)."""
@@ -232,7 +233,7 @@ class PortfolioState:
             return None
         self.facts.balance, self.facts.balance_margin, self.facts.version = event.intended, event.margin, event.aggregate_version
         touched.entity("portfolio", self.portfolio_id)
-        touched.balances.update(self.by_cycle)
+        touched.balances.update(self.allocated_by_cycle)
         return touched
 
     def _objective_change(self, event: ObjectiveChange, _: datetime, touched: Touched) -> Touched | None:
@@ -313,8 +314,9 @@ class PortfolioState:
         touched.objectives.add(event.objective_id)
         touched.groups.update(g for g in (before.focus_group if before else None, after.focus_group) if g)
         touched.krs.update(self.members.get(event.objective_id, ()))
-        touched.squads.update(after.allocations)
-        touched.balances.update(c for c in (before.cycle_id if before else None, after.cycle_id) if c)
+        if after.allocations:
+            touched.squads.update(after.allocations)
+            touched.balances.update(c for c in (before.cycle_id if before else None, after.cycle_id) if c)
         return touched
 
     def _key_result(self, event: KeyResultDefined, occurred_at: datetime, touched: Touched) -> Touched | None:
