@@ -8,8 +8,9 @@ Pure: the moment is passed in, nothing is read from a clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from typing import NamedTuple
 
 from okr_contracts.alerts import Audience, DriftRule
 from okr_contracts.capacity import capacity_for, check_balance, split, squad_load
@@ -31,6 +32,16 @@ OBJECTIVE_RULES = (DriftRule.TOO_MANY_KEY_RESULTS,)
 GROUP_RULES = (DriftRule.TOO_MANY_OBJECTIVES,)
 SQUAD_RULES = (DriftRule.OVER_ALLOCATED,)
 CYCLE_RULES = (DriftRule.OFF_BALANCE,)
+
+
+class Scope(NamedTuple):
+    """The nodes an evaluation looks at, by kind of rule."""
+
+    krs: Iterable[str]
+    objectives: Iterable[str]
+    groups: Iterable[str]
+    squads: Iterable[str]
+    balances: Iterable[str]
 
 
 class PortfolioDrift:
@@ -58,22 +69,20 @@ class PortfolioDrift:
             self._evaluate_balance(cycle_id, at, changes, live)
         return changes
 
-    def _scope(self, touched: Touched | None) -> Touched:
+    def _scope(self, touched: Touched | None) -> Scope:
         """What to evaluate: what an input touched, or (on a clock tick) every node and every node with an open alert."""
         if touched is not None:
-            return touched
+            return Scope(touched.krs, touched.objectives, touched.groups, touched.squads, touched.balances)
         state, orphans = self.state, self.book.by_node.keys() - self.state.krs.keys()
         rules = (*OBJECTIVE_RULES, *GROUP_RULES, *SQUAD_RULES, *CYCLE_RULES)
         alerted = {rule: {n for n in orphans if rule in self.book.by_node[n]} for rule in rules}
-        scope = Touched(
-            objectives=state.objectives.keys() | alerted[DriftRule.TOO_MANY_KEY_RESULTS],
-            groups=state.focus.keys() | alerted[DriftRule.TOO_MANY_OBJECTIVES],
-            squads=state.teams.keys() | alerted[DriftRule.OVER_ALLOCATED],
-            balances=state.allocated_by_cycle.keys() | alerted[DriftRule.OFF_BALANCE],
-        )
-        others = scope.objectives | scope.groups | scope.squads | scope.balances
-        scope.krs = {*state.krs, *(n for n in orphans if n not in others)}
-        return scope
+        objectives = state.objectives.keys() | alerted[DriftRule.TOO_MANY_KEY_RESULTS]
+        groups = state.focus.keys() | alerted[DriftRule.TOO_MANY_OBJECTIVES]
+        squads = state.teams.keys() | alerted[DriftRule.OVER_ALLOCATED]
+        balances = state.allocated_by_cycle.keys() | alerted[DriftRule.OFF_BALANCE]
+        others = objectives | groups | squads | balances
+        krs = [*state.krs, *(n for n in orphans if n not in others)]
+        return Scope(krs, objectives, groups, squads, balances)
 
     def live_cycle(self, cycle_id: str, at: datetime) -> CycleFacts | None:
         """The cycle if it is running or still to come at `at` (not scored, not over)."""
