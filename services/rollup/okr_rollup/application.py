@@ -1,4 +1,4 @@
-"""The rollup's service layer: history events in, stored and published score records out."""
+"""The rollup's service layer: history events in, stored and published score records out, capacity views stored."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from okr_contracts.kr_events import KrEvent
 from okr_contracts.scores import score_key
 from okr_contracts.topics import KR_EVENTS_TOPIC
 from okr_rollup.domain.errors import ScoringRefused
-from okr_rollup.domain.projection import PortfolioProjection, canonical, replay
+from okr_rollup.domain.projection import CapacityView, PortfolioProjection, canonical, replay
 from okr_rollup.store import Applied, ScoreStore
 from okr_runtime.consumer import Delivery, Received, Rejected
 
@@ -52,7 +52,8 @@ class RollupService:
             return
         try:
             value = canonical(envelope.as_json())
-            await asyncio.to_thread(self.store.append, portfolio_id, projection.events, str(envelope.event_id), value, records)
+            event_id, views = str(envelope.event_id), projection.capacity_changed
+            await asyncio.to_thread(self.store.append, portfolio_id, projection.events, event_id, value, records, views)
         except BaseException:
             self._projections.pop(portfolio_id, None)  # it is ahead of the store now: rebuild it on the retry
             raise
@@ -87,7 +88,8 @@ class RollupService:
                     continue
                 verdicts.append(None)
                 if records is not None:
-                    applied.append(Applied(portfolio_id, projection.events, str(envelope.event_id), canonical(envelope.as_json()), records))
+                    value, views = canonical(envelope.as_json()), projection.capacity_changed
+                    applied.append(Applied(portfolio_id, projection.events, str(envelope.event_id), value, records, views))
             for portfolio_id in touched:
                 await self._flush(portfolio_id)  # what an earlier failure left unpublished goes first
             if applied:
@@ -114,9 +116,13 @@ class RollupService:
 
     def _load(self, portfolio_id: str) -> PortfolioProjection:
         loaded = self.store.load(portfolio_id)
-        projection = replay(portfolio_id, (KR_EVENTS_TOPIC.decode(raw) for raw in loaded.envelopes))
+        views: list[tuple[int, CapacityView]] = []
+        projection = replay(portfolio_id, (KR_EVENTS_TOPIC.decode(raw) for raw in loaded.envelopes), views=views)
         if loaded.unpublished:
             self._unpublished.add(portfolio_id)
+        if len(views) > loaded.capacity_rows:  # events stored before capacity views were kept: their views are written now
+            restored = self.store.restore_capacity(portfolio_id, views)
+            log.info("stored %d missing capacity views of portfolio %s", restored, portfolio_id)
         log.info("rebuilt portfolio %s from %d stored events", portfolio_id, projection.events)
         return projection
 

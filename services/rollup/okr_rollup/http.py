@@ -1,4 +1,4 @@
-"""The read API: the portfolio scorecard, the tree, a node's explanation and its history, now or as of a time."""
+"""The read API: the portfolio scorecard, the tree, a node's explanation and its history, and capacity per cycle, now or as of a time."""
 
 # Without `from __future__ import annotations`: FastAPI must resolve the router-local `Who` alias when routes are defined.
 
@@ -23,8 +23,7 @@ def install_api(app: FastAPI, store: ScoreStore, auth: Authenticator) -> None:
 
     async def records(caller: Caller, portfolio_id: str, as_of: datetime | None) -> dict[str, dict[str, Any]]:
         caller.check_scope(portfolio_id)
-        if as_of is not None and as_of.tzinfo is None:
-            raise Problem(422, "Invalid request", "as_of needs a time zone, e.g. 2026-08-12T09:30:00Z")
+        aware(as_of)
         found = views.payloads(await run_in_threadpool(store.latest, portfolio_id, as_of))
         if not found:
             when = f" as of {as_of.isoformat()}" if as_of else ""
@@ -70,4 +69,28 @@ def install_api(app: FastAPI, store: ScoreStore, auth: Authenticator) -> None:
         items = [views.summary(p) | {"as_of": p["as_of"], "source_event_id": p["source_event_id"]} for p in map(views.payload, rows)]
         return {"node_id": node_id, "items": items}
 
+    @router.get(
+        "/{portfolio_id}/capacity",
+        summary="Each cycle's squads (allocated sprints against capacity) and its split by priority, AARRR stage and horizon",
+    )
+    async def capacity(
+        caller: Who,
+        portfolio_id: str,
+        as_of: AsOf = None,
+        cycle_id: Annotated[str | None, Query(description="Only this cycle.")] = None,
+    ) -> dict[str, Any]:
+        caller.check_scope(portfolio_id)
+        aware(as_of)
+        stored = await run_in_threadpool(store.capacity, portfolio_id, as_of, cycle_id)
+        if not stored and not await run_in_threadpool(store.known, portfolio_id):
+            raise Problem(404, "Not found", f"no events of portfolio {portfolio_id}", type_="urn:okrstream:problem:unknown-id")
+        cycles = views.capacity((s.view, s.as_of) for s in stored)
+        return {"portfolio_id": portfolio_id, "as_of": as_of.isoformat() if as_of else None, "cycles": cycles}
+
     app.include_router(router)
+
+
+def aware(as_of: datetime | None) -> None:
+    """Refuse a moment without a time zone (422)."""
+    if as_of is not None and as_of.tzinfo is None:
+        raise Problem(422, "Invalid request", "as_of needs a time zone, e.g. 2026-08-12T09:30:00Z")

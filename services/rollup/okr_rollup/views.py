@@ -1,15 +1,17 @@
-"""Read models built from stored score records: the scorecard, the tree and a node's explanation.
+"""Read models built from stored score records: the scorecard, the tree and a node's explanation; and the capacity views.
 
 Each function takes the latest record per node (``{node_id: payload}``, as the
 store returns them for a moment) and shapes it for people; no scoring happens
-here, so what the API shows is exactly what was published.
+here, so what the API shows is exactly what was published. The capacity views are
+stored whole (``okr_rollup.domain.capacity``) and only selected here.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 FLAT = 0.005
@@ -125,3 +127,13 @@ def explanation(node: Mapping[str, Any], records: Records) -> dict[str, Any]:
         "as_of": node["as_of"],
         "source_event_id": node["source_event_id"],
     }
+
+
+def capacity(stored: Iterable[tuple[bytes, datetime]]) -> list[dict[str, Any]]:
+    """Each cycle that has squads: its stored view (view bytes, since when it holds) with that moment as `as_of`."""
+    cycles = []
+    for raw, since in stored:
+        view: dict[str, Any] = json.loads(raw)
+        if view["squads"]:
+            cycles.append({**view, "as_of": since.isoformat()})
+    return cycles

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +13,22 @@ import pytest
 from okr_contracts.envelope import Envelope
 from okr_contracts.history import HistoryWriter
 from okr_contracts.kr_events import (
+    AllocationRemoved,
+    Balance,
+    BalanceIntended,
     CheckInRecorded,
+    CycleCadence,
+    CycleStarted,
     KeyResultDefined,
     KrEvent,
     Link,
+    ObjectiveAllocated,
+    ObjectiveClassified,
     ObjectiveDefined,
     PortfolioDefined,
     RollupMethod,
+    SquadCapacitySet,
+    TeamDefined,
     ValueObserved,
 )
 from okr_rollup.store import PostgresScoreStore, ScoreStore, SqliteScoreStore
@@ -51,16 +60,25 @@ class History:
         )
 
     def objective(
-        self, oid: str, tier: int, *, parent: str | None = None, weight: float = 1.0, product: str | None = None, **extra: Any
+        self,
+        oid: str,
+        tier: int,
+        *,
+        parent: str | None = None,
+        weight: float = 1.0,
+        product: str | None = None,
+        cycle: str = "q3",
+        title: str | None = None,
+        **extra: Any,
     ) -> Envelope[Any]:
         link = Link(parent_id=parent, weight=weight) if parent else None
         return self.event(
             ObjectiveDefined,
             oid,
             objective_id=oid,
-            cycle_id="q3",
+            cycle_id=cycle,
             tier=tier,
-            title=f"Objective {oid}",
+            title=title or f"Objective {oid}",
             owner="cpo",
             product_id=product,
             contributes_to=link,
@@ -90,6 +108,36 @@ class History:
 
     def check_in(self, kid: str, confidence: float) -> Envelope[Any]:
         return self.event(CheckInRecorded, kid, kr_id=kid, confidence=confidence, what_changed="weekly")
+
+    def team(self, team_id: str, name: str | None = None) -> Envelope[Any]:
+        return self.event(TeamDefined, team_id, team_id=team_id, name=name or f"Squad {team_id}", lead="lead")
+
+    def cycle(self, cycle_id: str, name: str | None = None) -> Envelope[Any]:
+        return self.event(
+            CycleStarted,
+            cycle_id,
+            cycle_id=cycle_id,
+            name=name or cycle_id.upper(),
+            cadence=CycleCadence.QUARTERLY,
+            starts_on=date(2026, 7, 1),
+            ends_on=date(2026, 9, 30),
+        )
+
+    def capacity(self, team_id: str, sprints: float, cycle: str | None = None) -> Envelope[Any]:
+        return self.event(SquadCapacitySet, team_id, team_id=team_id, sprints=sprints, cycle_id=cycle)
+
+    def allocate(self, oid: str, team_id: str, sprints: float) -> Envelope[Any]:
+        return self.event(ObjectiveAllocated, oid, objective_id=oid, team_id=team_id, sprints=sprints)
+
+    def unallocate(self, oid: str, team_id: str, old: float) -> Envelope[Any]:
+        return self.event(AllocationRemoved, oid, objective_id=oid, team_id=team_id, old_sprints=old, reason="descoped")
+
+    def classify(self, oid: str, priority: str | None = None, stage: str | None = None, horizon: str | None = None) -> Envelope[Any]:
+        return self.event(ObjectiveClassified, oid, objective_id=oid, priority=priority, aarrr_stage=stage, horizon=horizon)
+
+    def balance(self, primary: float, secondary: float, exploration: float, margin: float = 0.1) -> Envelope[Any]:
+        intended = Balance(primary=primary, secondary=secondary, exploration=exploration)
+        return self.event(BalanceIntended, self.pid, intended=intended, margin=margin)
 
     def standard(self, method: str = "weighted") -> list[Envelope[Any]]:
         """Portfolio objective P (KR p1) fed by two products' objectives A (KRs a1, a2) and B (KR b1)."""

@@ -5,7 +5,9 @@ tier first, nothing else. Idempotent: an aggregate version seen before changes
 nothing. A score record is produced only when what it says changes (score,
 confidence, status, derivation or placement), never merely because time passed;
 its envelope is derived from the history event (id, times), so replaying the same
-history gives byte-identical records.
+history gives byte-identical records. Next to the scores, each cycle's capacity view is
+folded from the same events (:mod:`okr_rollup.domain.capacity`); capacity events
+produce no score records.
 """
 
 from __future__ import annotations
@@ -16,13 +18,24 @@ from dataclasses import dataclass
 from okr_contracts.envelope import Envelope, EventPayload
 from okr_contracts.kr_events import KeyResultKind, KrEvent, RollupMethod
 from okr_contracts.scores import NodeKind
+from okr_rollup.domain.capacity import CapacityProjection, CapacityView
 from okr_rollup.domain.errors import MixedMethodsRefused
 from okr_rollup.domain.records import PRODUCER, SCORE_ID_NAMESPACE, VOLATILE, Placement, RecordWriter, ScoreRecord, Source, canonical
 from okr_rollup.domain.rules import SCHEDULE, RuleSet, Schedule
 from okr_rollup.domain.scoring import Contribution, Score
 from okr_rollup.domain.tree import Node, Tree
 
-__all__ = ["PRODUCER", "SCORE_ID_NAMESPACE", "VOLATILE", "Computed", "PortfolioProjection", "ScoreRecord", "canonical", "replay"]
+__all__ = [
+    "PRODUCER",
+    "SCORE_ID_NAMESPACE",
+    "VOLATILE",
+    "CapacityView",
+    "Computed",
+    "PortfolioProjection",
+    "ScoreRecord",
+    "canonical",
+    "replay",
+]
 
 
 @dataclass(frozen=True)
@@ -34,7 +47,7 @@ class Computed:
 
 
 class PortfolioProjection:
-    """The scores of every node of one portfolio."""
+    """The scores of every node of one portfolio, and its capacity per cycle."""
 
     def __init__(self, portfolio_id: str, schedule: Schedule = SCHEDULE) -> None:
         self.tree = Tree(portfolio_id)
@@ -43,10 +56,15 @@ class PortfolioProjection:
         self.computed: dict[str, Computed] = {}
         self.writer = RecordWriter(portfolio_id)
         self.published: dict[str, bytes] = self.writer.published
+        self.capacity = CapacityProjection()
+        self.capacity_changed: list[CapacityView] = []
+        """The capacity views the last applied event changed (stored with its input row)."""
         self.events = 0
 
     def apply(self, envelope: Envelope[EventPayload]) -> list[ScoreRecord] | None:
         """Apply one history event; the records it changes, or None for a redelivery (nothing changes).
+
+        The capacity views it changed are in :attr:`capacity_changed` until the next event.
 
         Raises :class:`~okr_rollup.domain.errors.ScoringRefused` for an event that would
         leave a node unscorable; the projection is then exactly as before.
@@ -54,6 +72,7 @@ class PortfolioProjection:
         event = envelope.data
         if not isinstance(event, KrEvent):
             raise TypeError(f"the projection takes okr.kr-events.v1 events, not {envelope.type}")
+        self.capacity_changed = []
         if self.tree.is_duplicate(event):
             return None
         rules = self.schedule.at(envelope.recorded_at)
@@ -72,6 +91,7 @@ class PortfolioProjection:
         self.tree.commit()
         self.rules = rules
         self.computed.update(fresh)
+        self.capacity_changed = self.capacity.apply(event, envelope.recorded_at)
         self.events += 1
         source = Source.of(envelope)
         return [r for node in order if (r := self._record(node, source, rules)) is not None]
@@ -157,9 +177,21 @@ class PortfolioProjection:
         return objective.product_id if objective else None
 
 
-def replay(portfolio_id: str, envelopes: Iterable[Envelope[EventPayload]], schedule: Schedule = SCHEDULE) -> PortfolioProjection:
-    """A projection rebuilt from a history, oldest first (what a restart and an audit do)."""
+def replay(
+    portfolio_id: str,
+    envelopes: Iterable[Envelope[EventPayload]],
+    schedule: Schedule = SCHEDULE,
+    *,
+    views: list[tuple[int, CapacityView]] | None = None,
+) -> PortfolioProjection:
+    """A projection rebuilt from a history, oldest first (what a restart and an audit do).
+
+    With `views`, every capacity view the history produced is appended to it with the
+    position (1, 2, …) of the event that produced it: the rows the store holds for it.
+    """
     projection = PortfolioProjection(portfolio_id, schedule)
     for envelope in envelopes:
         projection.apply(envelope)
+        if views is not None:
+            views += [(projection.events, view) for view in projection.capacity_changed]
     return projection
