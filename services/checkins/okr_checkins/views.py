@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from okr_checkins.domain.state import Cycle, KeyResult, Objective, PortfolioState
+from okr_checkins.domain.state import Cycle, KeyResult, Objective, PortfolioState, Team
 
 
 def portfolio_view(state: PortfolioState) -> dict[str, Any]:
@@ -14,13 +14,23 @@ def portfolio_view(state: PortfolioState) -> dict[str, Any]:
         "version": state.portfolio.version,
         "settings": state.settings.model_dump(mode="json", exclude={"portfolio_id", "aggregate_id", "aggregate_version", "actor"}),
         "products": [{"product_id": p.id, "name": p.name, "lead": p.lead, "version": p.version} for p in state.products.values()],
-        "teams": [
-            {"team_id": t.id, "name": t.name, "lead": t.lead, "product_id": t.product_id, "version": t.version}
-            for t in state.teams.values()
-        ],
+        "teams": [team_view(t) for t in state.teams.values()],
+        "balance": {**state.balance.model_dump(mode="json"), "margin": state.margin},
         "cycles": [cycle_view(c) for c in state.cycles.values()],
         "objectives": [objective_view(o) for o in state.objectives.values()],
         "key_results": [key_result_view(kr) for kr in state.key_results.values()],
+    }
+
+
+def team_view(team: Team) -> dict[str, Any]:
+    """A team or squad with its capacity: the default per cycle (null: undeclared) and the cycles that override it."""
+    return {
+        "team_id": team.id,
+        "name": team.name,
+        "lead": team.lead,
+        "product_id": team.product_id,
+        "capacity": {"sprints": team.capacity, "cycles": dict(sorted(team.capacities.items()))},
+        "version": team.version,
     }
 
 
@@ -38,7 +48,7 @@ def cycle_view(cycle: Cycle) -> dict[str, Any]:
 
 
 def objective_view(objective: Objective) -> dict[str, Any]:
-    """An objective with its link."""
+    """An objective with its link, its investment tags and its allocations (sprints per squad)."""
     return {
         "objective_id": objective.id,
         "cycle_id": objective.cycle_id,
@@ -50,6 +60,10 @@ def objective_view(objective: Objective) -> dict[str, Any]:
         "tags": list(objective.tags),
         "contributes_to": objective.link.model_dump() if objective.link else None,
         "rollup_method": objective.rollup_method.value if objective.rollup_method else None,
+        "priority": objective.priority.value if objective.priority else None,
+        "aarrr_stage": objective.aarrr_stage.value if objective.aarrr_stage else None,
+        "horizon": objective.horizon.value if objective.horizon else None,
+        "allocations": dict(sorted(objective.allocations.items())),
         "version": objective.version,
     }
 

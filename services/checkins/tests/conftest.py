@@ -97,6 +97,9 @@ class Api:
     def post(self, path: str, body: dict[str, Any], principal: str, **headers: str) -> Any:
         return self.client.post(f"/v1/portfolios{path}", json=body, headers=as_(principal, **headers))
 
+    def put(self, path: str, body: dict[str, Any], principal: str, **headers: str) -> Any:
+        return self.client.put(f"/v1/portfolios{path}", json=body, headers=as_(principal, **headers))
+
     def get(self, path: str, principal: str, **params: Any) -> Any:
         return self.client.get(f"/v1/portfolios{path}", headers=as_(principal), params=params)
 

@@ -47,6 +47,12 @@ ACTIONS: list[tuple[str, str, dict[str, Any], set[str]]] = [
         {"cpo", "lead.bo", "pm.ana"},
     ),
     ("close cycle", "/cycles/q3/close", {"default": "retire"}, {"cpo"}),
+    ("set a squad's capacity", "PUT /teams/squad-1/capacity", {"sprints": 6}, {"cpo", "lead.bo"}),
+    ("allocate a product objective", "PUT /objectives/billing-grows/allocations/squad-1", {"sprints": 2}, {"cpo", "lead.bo"}),
+    ("allocate a tier-1 objective", "PUT /objectives/grow/allocations/squad-1", {"sprints": 2}, {"cpo"}),
+    ("classify a product objective", "PUT /objectives/billing-grows/classification", {"priority": "primary"}, {"cpo", "lead.bo"}),
+    ("classify a tier-1 objective", "PUT /objectives/grow/classification", {"priority": "primary"}, {"cpo"}),
+    ("intend the balance", "PUT /balance", {"primary": 0.6, "secondary": 0.3, "exploration": 0.1}, {"cpo"}),
 ]
 
 

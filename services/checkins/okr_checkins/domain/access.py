@@ -52,6 +52,11 @@ class Action(StrEnum):
     RETIRE = "retire a key result"
     ESCALATE = "escalate a key result"
     FILE_RECOVERY_PLAN = "file a recovery plan"
+    SET_CAPACITY = "set a squad's capacity"
+    ALLOCATE = "allocate an objective to a squad"
+    REMOVE_ALLOCATION = "remove an objective's allocation"
+    CLASSIFY_OBJECTIVE = "classify an objective"
+    INTEND_BALANCE = "set the intended balance"
 
 
 LEAD, PRODUCT, OWNER, KEEPER, CONNECTOR = (
@@ -78,6 +83,11 @@ ALLOWED: dict[Action, frozenset[Relation]] = {
     Action.RETIRE: frozenset({LEAD, PRODUCT, OWNER}),
     Action.ESCALATE: frozenset({PRODUCT, OWNER}),
     Action.FILE_RECOVERY_PLAN: frozenset({LEAD, PRODUCT, OWNER}),
+    Action.SET_CAPACITY: frozenset({LEAD, PRODUCT}),
+    Action.ALLOCATE: frozenset({LEAD, PRODUCT}),
+    Action.REMOVE_ALLOCATION: frozenset({LEAD, PRODUCT}),
+    Action.CLASSIFY_OBJECTIVE: frozenset({LEAD, PRODUCT}),
+    Action.INTEND_BALANCE: frozenset({LEAD}),
 }
 """The relations that may perform each action (a scorekeeper narrows RECORD_VALUE, see `authorise`)."""
 

@@ -15,20 +15,29 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from okr_contracts.kr_events import (
+    AarrrStage,
+    AllocationRemoved,
+    Balance,
+    BalanceIntended,
     CheckInRecorded,
     CycleScored,
     CycleStarted,
+    InvestmentHorizon,
+    InvestmentPriority,
     KeyResultDefined,
     KeyResultEscalated,
     KeyResultRetired,
     KrEvent,
     Link,
     LinkChanged,
+    ObjectiveAllocated,
+    ObjectiveClassified,
     ObjectiveDefined,
     PortfolioDefined,
     ProductDefined,
     RecoveryPlanFiled,
     RollupMethod,
+    SquadCapacitySet,
     TargetChanged,
     TeamDefined,
     ValueObserved,
@@ -66,6 +75,10 @@ class Team(Entity):
     name: str = ""
     product_id: str | None = None
     lead: str = ""
+    capacity: float | None = None
+    """Sprints per cycle by default; none until set (undeclared)."""
+    capacities: dict[str, float] = field(default_factory=dict)
+    """Sprints in one cycle, overriding the default, by cycle."""
 
 
 @dataclass
@@ -93,6 +106,16 @@ class Objective(Entity):
     tags: tuple[str, ...] = ()
     link: Link | None = None
     rollup_method: RollupMethod | None = None
+    allocations: dict[str, float] = field(default_factory=dict)
+    """Sprints of each squad this objective takes in its cycle, by team."""
+    priority: InvestmentPriority | None = None
+    aarrr_stage: AarrrStage | None = None
+    horizon: InvestmentHorizon | None = None
+
+    @property
+    def classification(self) -> tuple[InvestmentPriority | None, AarrrStage | None, InvestmentHorizon | None]:
+        """Its three investment tags (none: not classified on that axis)."""
+        return self.priority, self.aarrr_stage, self.horizon
 
 
 @dataclass
@@ -170,6 +193,10 @@ class PortfolioState:
     cycles: dict[str, Cycle] = field(default_factory=dict)
     objectives: dict[str, Objective] = field(default_factory=dict)
     key_results: dict[str, KeyResult] = field(default_factory=dict)
+    balance: Balance = field(default_factory=Balance)
+    """The intended split of allocated capacity over primary, secondary and exploration."""
+    margin: float = 0.1
+    """How far an actual share may stray from its intended one and still be in balance."""
     requests: OrderedDict[str, RequestMemo] = field(default_factory=OrderedDict)
 
     @property
@@ -229,6 +256,8 @@ def evolve(state: PortfolioState, event: KrEvent, position: int, recorded_at: st
             )
         case CycleScored():
             _close_cycle(state, event, position, recorded_at)
+        case SquadCapacitySet() | ObjectiveAllocated() | AllocationRemoved() | ObjectiveClassified() | BalanceIntended():
+            _evolve_capacity(state, event)
         case _:
             _evolve_node(state, event)
     entity = state.entity(event.aggregate_id)
@@ -275,6 +304,23 @@ def _evolve_node(state: PortfolioState, event: KrEvent) -> None:
             state.key_results[event.kr_id].escalation = event
         case RecoveryPlanFiled():
             state.key_results[event.kr_id].recovery_plan = event
+
+
+def _evolve_capacity(state: PortfolioState, event: KrEvent) -> None:
+    match event:
+        case SquadCapacitySet(cycle_id=None):
+            state.teams[event.team_id].capacity = event.sprints
+        case SquadCapacitySet(cycle_id=str(cycle_id)):
+            state.teams[event.team_id].capacities[cycle_id] = event.sprints
+        case ObjectiveAllocated():
+            state.objectives[event.objective_id].allocations[event.team_id] = event.sprints
+        case AllocationRemoved():
+            del state.objectives[event.objective_id].allocations[event.team_id]
+        case ObjectiveClassified():
+            objective = state.objectives[event.objective_id]
+            objective.priority, objective.aarrr_stage, objective.horizon = event.priority, event.aarrr_stage, event.horizon
+        case BalanceIntended():
+            state.balance, state.margin = event.intended, event.margin
 
 
 def _change_weight(state: PortfolioState, event: WeightChanged) -> None:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from okr_contracts.kr_events import (
+    AarrrStage,
+    Balance,
     CycleCadence,
     DriftThresholds,
+    InvestmentHorizon,
+    InvestmentPriority,
     KeyResultKind,
     Link,
     RecoveryOption,
     RollupMethod,
+    Sprints,
     ThresholdDirection,
 )
 from okr_contracts.types import Confidence, FiniteFloat, Id, Principal, Progress, Text, Weight
@@ -146,3 +152,50 @@ class FileRecoveryPlan(Body):
     description: Text
     owner: Principal
     decision_needed: Text
+
+
+Allocated = Annotated[Sprints, Field(gt=0.0)]
+"""Sprints an objective takes of a squad: more than none (a removal takes an allocation back)."""
+
+
+class SetCapacity(Body):
+    sprints: Sprints = Field(description="Sprints the squad can give per cycle (0: none).")
+    cycle_id: Id | None = Field(default=None, description="The one cycle this capacity is for; null sets the squad's default per cycle.")
+    reason: str = Field(default="", max_length=4000, description="Why, e.g. `two engineers on leave`.")
+
+
+class Allocate(Body):
+    sprints: Allocated = Field(description="Sprints of the squad the objective takes in its cycle.")
+    reason: str = Field(default="", max_length=4000)
+
+
+class RemoveAllocation(Body):
+    reason: Text
+
+
+class ClassifyObjective(Body):
+    priority: InvestmentPriority | None = Field(default=None, description="primary, secondary or exploration; null: unclassified.")
+    aarrr_stage: AarrrStage | None = Field(default=None, description="The funnel stage it moves; null: unclassified.")
+    horizon: InvestmentHorizon | None = Field(default=None, description="run, grow or transform; null: unclassified.")
+
+
+class BalanceShares(Body):
+    """The intended split of allocated capacity (shares summing to 1) and the margin around it."""
+
+    primary: Progress = Field(description="Share of allocated sprints meant for primary objectives.")
+    secondary: Progress = Field(description="Share meant for secondary objectives.")
+    exploration: Progress = Field(description="Share meant for exploration.")
+    margin: Progress = Field(default=0.1, description="Largest difference between an actual and an intended share still in balance.")
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> BalanceShares:
+        self.intended()
+        return self
+
+    def intended(self) -> Balance:
+        """The shares as the contract's balance (which checks that they sum to 1)."""
+        return Balance(primary=self.primary, secondary=self.secondary, exploration=self.exploration)
+
+
+class IntendBalance(BalanceShares):
+    reason: str = Field(default="", max_length=4000)

@@ -1,4 +1,7 @@
-"""The command routes: every change to a portfolio is a POST (or the settings PUT) that appends events.
+"""The command routes: every change to a portfolio is a POST, or a PUT of something set whole, that appends events.
+
+PUT sets: the portfolio's settings, a squad's capacity, an objective's allocation to a
+squad, an objective's tags, the intended balance.
 
 Each answers 201 with the events it appended. ``Idempotency-Key`` makes a retry
 return the first answer (marked ``Idempotent-Replayed: true``) without
@@ -17,6 +20,7 @@ from opentelemetry import propagate
 from pydantic import BaseModel
 
 from okr_checkins.application import CheckinsApplication, Command, CommandResult
+from okr_checkins.domain import capacity as cap
 from okr_checkins.domain import commands as c
 from okr_checkins.domain import key_results as k
 from okr_checkins.domain.portfolio import Request as CommandRequest
@@ -109,6 +113,43 @@ def write_router(app: CheckinsApplication, auth: Authenticator) -> APIRouter:
         return run(
             http, caller, portfolio_id, body, lambda p, ctx: k.change_link(p, ctx, node_id, new_link=body.new_link, reason=body.reason)
         )
+
+    @router.put("/{portfolio_id}/teams/{team_id}/capacity", status_code=201, summary="Set a squad's capacity (default or a cycle's)")
+    def set_capacity(http: Request, caller: Who, portfolio_id: str, team_id: str, body: b.SetCapacity) -> JSONResponse:
+        return run(http, caller, portfolio_id, body, lambda p, ctx: cap.set_capacity(p, ctx, team_id, **_fields(body)))
+
+    @router.put(
+        "/{portfolio_id}/objectives/{objective_id}/allocations/{team_id}",
+        status_code=201,
+        summary="Allocate an objective to a squad for a number of sprints, or change it (recorded even beyond capacity)",
+    )
+    def allocate(http: Request, caller: Who, portfolio_id: str, objective_id: str, team_id: str, body: b.Allocate) -> JSONResponse:
+        return run(http, caller, portfolio_id, body, lambda p, ctx: cap.allocate(p, ctx, objective_id, team_id, **_fields(body)))
+
+    @router.post(
+        "/{portfolio_id}/objectives/{objective_id}/allocations/{team_id}/remove",
+        status_code=201,
+        summary="Remove an objective's allocation to a squad (reason required)",
+    )
+    def remove_allocation(
+        http: Request, caller: Who, portfolio_id: str, objective_id: str, team_id: str, body: b.RemoveAllocation
+    ) -> JSONResponse:
+        return run(http, caller, portfolio_id, body, lambda p, ctx: cap.remove_allocation(p, ctx, objective_id, team_id, **_fields(body)))
+
+    @router.put(
+        "/{portfolio_id}/objectives/{objective_id}/classification",
+        status_code=201,
+        summary="Classify an objective: priority, AARRR stage and horizon (null: unclassified)",
+    )
+    def classify(http: Request, caller: Who, portfolio_id: str, objective_id: str, body: b.ClassifyObjective) -> JSONResponse:
+        return run(http, caller, portfolio_id, body, lambda p, ctx: cap.classify_objective(p, ctx, objective_id, **_fields(body)))
+
+    @router.put("/{portfolio_id}/balance", status_code=201, summary="Set the intended primary/secondary/exploration split and its margin")
+    def intend_balance(http: Request, caller: Who, portfolio_id: str, body: b.IntendBalance) -> JSONResponse:
+        def command(p: Any, ctx: Any) -> None:
+            cap.intend_balance(p, ctx, intended=body.intended(), margin=body.margin, reason=body.reason)
+
+        return run(http, caller, portfolio_id, body, command)
 
     return router
 
