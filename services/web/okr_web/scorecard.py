@@ -1,4 +1,4 @@
-"""The portfolio scorecard and its drill-down: objective → product → initiative, each score with its derivation."""
+"""The portfolio scorecard with its cycles' capacity, and its drill-down: objective → product → initiative, each with its derivation."""
 
 # Without `from __future__ import annotations`: FastAPI must resolve the router-local `Seen` alias when routes are defined.
 
@@ -10,6 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from okr_web import capacity
 from okr_web.backend import ApiError, Backend
 from okr_web.charts import sparkline
 from okr_web.formats import parse_moment
@@ -26,10 +27,16 @@ def scorecard_router(pages: Pages, backend: Backend, sessions: Sessions) -> APIR
     Seen = Annotated[Viewer, Depends(sessions.viewer)]  # noqa: N806 (a type alias over this router's sessions)
 
     @router.get("/portfolios/{portfolio_id}", response_class=HTMLResponse, summary="The portfolio scorecard")
-    async def scorecard(viewer: Seen, portfolio_id: str, window_days: Annotated[int, Query(ge=1, le=366)] = 14) -> HTMLResponse:
-        card, names = await asyncio.gather(
-            backend.get("rollup", f"/v1/portfolios/{portfolio_id}/scorecard", viewer.token, window_days=window_days),
+    async def scorecard(
+        viewer: Seen,
+        portfolio_id: str,
+        window_days: Annotated[int, Query(ge=1, le=366)] = 14,
+        cycle_id: Annotated[str | None, Query(description="Only this cycle's objectives and capacity.")] = None,
+    ) -> HTMLResponse:
+        card, names, load = await asyncio.gather(
+            backend.get("rollup", f"/v1/portfolios/{portfolio_id}/scorecard", viewer.token, window_days=window_days, cycle_id=cycle_id),
             product_names(backend, viewer, portfolio_id),
+            capacity.capacity_of(backend, viewer, portfolio_id, cycle_id),
         )
         now = parse_moment(card["as_of"])
         start = now - timedelta(days=SPARK_DAYS)
@@ -38,7 +45,20 @@ def scorecard_router(pages: Pages, backend: Backend, sessions: Sessions) -> APIR
             {**o, "spark": sparkline([*(h or [(start, o["score"])]), (now, o["score"])], start, now, label=f"{o['title']}, last 12 weeks")}
             for o, h in zip(card["objectives"], histories, strict=True)
         ]
-        return pages.render("scorecard.html", viewer, portfolio_id=portfolio_id, card=card, rows=rows, products=names)
+        shown = [cycle_id] if cycle_id else sorted({o["cycle_id"] for o in card["objectives"]})
+        cycles = [] if isinstance(load, ApiError) else capacity.sections(load, shown)
+        unavailable = load.reason if isinstance(load, ApiError) else None
+        return pages.render(
+            "scorecard.html",
+            viewer,
+            portfolio_id=portfolio_id,
+            card=card,
+            rows=rows,
+            products=names,
+            cycle_id=cycle_id,
+            capacity=cycles,
+            capacity_unavailable=unavailable,
+        )
 
     @router.get("/portfolios/{portfolio_id}/nodes/{node_id}", response_class=HTMLResponse, summary="A node's score and its derivation")
     async def node(viewer: Seen, portfolio_id: str, node_id: str) -> Response:
