@@ -92,8 +92,8 @@ def cells(row: str) -> list[str]:
 
 def test_an_over_allocated_squad_shows_a_red_number_and_says_so(cpo: TestClient) -> None:
     page = cpo.get(CARD).text
-    section = part(page, r'<section class="capacity"[^>]*data-cycle="q4">.*?</section>')
-    assert '<h2 id="capacity-q4">Capacity: Q4</h2>' in section
+    section = part(page, r'<section class="cycle-capacity"[^>]*data-cycle="q4">.*?</section>')
+    assert '<h3 id="capacity-q4">Cycle Q4</h3>' in section
     core = part(section, r'<tr data-squad="core">.*?</tr>')
     assert '<td class="num allocated over">6</td>' in core  # red, by its class
     assert cells(core)[:5] == ["Core squad", "6", "4", "−2", "⚠ Over-allocated by 2 sprints (150% used)"]  # and in words
@@ -139,12 +139,19 @@ def test_the_capacity_shown_is_the_cycle_asked_for(cpo: TestClient) -> None:
     assert 'data-cycle="q4"' in cpo.get(CARD, params={"cycle_id": "q4"}).text
     other = cpo.get(CARD, params={"cycle_id": "q3"}).text
     assert "No portfolio objectives are scored yet." in other
-    assert '<section class="capacity"' not in other
+    assert 'id="capacity"' not in other
+
+
+def test_the_capacity_section_is_where_capacity_alerts_link_to(cpo: TestClient) -> None:
+    """The notifier links an over_allocated or off_balance alert to `/portfolios/{p}#capacity`."""
+    page = cpo.get(CARD).text
+    assert '<section id="capacity" class="capacity" aria-labelledby="capacity-heading">' in page
+    assert '<h2 id="capacity-heading">Capacity</h2>' in page
 
 
 def test_the_page_with_capacity_has_no_inline_script_or_style(cpo: TestClient) -> None:
     page = cpo.get(CARD).text
-    assert '<section class="capacity"' in page
+    assert '<section class="cycle-capacity"' in page
     assert not re.search(r"<script(?![^>]*\bsrc=)|<style|\sstyle=|\son[a-z]+=", page)
 
 
@@ -152,7 +159,7 @@ def test_a_scorecard_without_squads_has_no_capacity_section(web: TestClient, sto
     sign_in(CPO)
     page = web.get(CARD).text
     assert '<td class="num score">48%</td>' in page
-    assert '<section class="capacity"' not in page
+    assert 'id="capacity"' not in page
 
 
 class WithoutCapacity(httpx.ASGITransport):
