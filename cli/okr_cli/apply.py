@@ -40,7 +40,9 @@ def apply_command(
     ] = "http://127.0.0.1:8004",
     token: Annotated[str | None, typer.Option(envvar="OKR_TOKEN", help="Bearer token of the portfolio lead.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be recorded, record nothing.")] = False,
-    reason: Annotated[str | None, typer.Option(help="Why: recorded with every change to a target, weight, link or setting.")] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="Why: recorded with every change to what is recorded (a target, weight, link, setting, capacity, …).")
+    ] = None,
 ) -> None:
     """Make the recorded portfolio what the document declares: define what is missing, record declared changes."""
     with connect(ctx, "checkins", checkins, token) as client, connect(ctx, "connectors", connectors, token) as mapping_client:
@@ -56,7 +58,7 @@ def apply_with(client: httpx.Client, document: Path, *, connectors: httpx.Client
             err.print(problem.render(document))
         fail(f"{document} is not a valid portfolio ({len(exc.problems)} problems); nothing was recorded")
     recorded = _recorded(client, spec.portfolio.portfolio_id)
-    plan = make_plan(spec, recorded, reason=reason)
+    plan = make_plan(spec, recorded, reason=reason, source=document.name)
     unavailable = _plan_mapping(plan, spec, connectors)
     _show(plan)
     if plan.conflicts:
@@ -128,7 +130,7 @@ def _recorded(client: httpx.Client, portfolio_id: str) -> dict[str, Any] | None:
 
 def _show(plan: Plan) -> None:
     for step in plan.steps:
-        out.print(f"  {'~' if step.change else '+'} {step.summary}")
+        out.print(f"  {step.sign} {step.summary}")
     for conflict in plan.conflicts:
         out.print(f"  [bold red]![/] {conflict}")
     for name in plan.undeclared:

@@ -4,8 +4,14 @@ The document mirrors the checkins API's request bodies field for field (the same
 models validate both), so what the YAML says is exactly what the API records::
 
     portfolio: {portfolio_id: acme, name: Acme, owner: cpo@example.com, rollup_method: weighted}
+    balance: {primary: 0.7, secondary: 0.2, exploration: 0.1, margin: 0.1}   # optional; absent: left alone
     products: [{product_id: billing, name: Billing, lead: lead@example.com}]
-    teams: [{team_id: squad-1, name: Squad 1, lead: lead@example.com, product_id: billing}]
+    teams:
+      - team_id: squad-1
+        name: Squad 1
+        lead: lead@example.com
+        product_id: billing
+        capacity: {sprints: 6, cycles: {2026-q4: 5}}   # optional: sprints per cycle by default, and cycles that differ
     cycles: [{cycle_id: 2026-q4, name: 2026 Q4, starts_on: 2026-10-01, ends_on: 2026-12-31}]
     objectives:
       - objective_id: grow
@@ -13,6 +19,10 @@ models validate both), so what the YAML says is exactly what the API records::
         tier: 1
         title: Grow revenue
         owner: cpo@example.com
+        priority: primary       # optional investment tags: priority, aarrr_stage, horizon
+        aarrr_stage: revenue
+        horizon: grow
+        allocations: {squad-1: 3}   # sprints per squad; an allocation no longer listed is removed
         key_results:            # each KR's objective_id is the objective it is listed under
           - {kr_id: arr, title: Reach 1.2M ARR, baseline: 1.0, target: 1.2, unit: MEUR, owner: cpo@example.com}
     connectors:                 # optional: the portfolio's connector mapping (the connectors' models validate it)
@@ -29,8 +39,20 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from okr_checkins.http.bodies import DefineKeyResult, DefineObjective, DefinePortfolio, DefineProduct, DefineTeam, StartCycle
+from okr_checkins.http.bodies import (
+    Allocated,
+    BalanceShares,
+    ClassifyObjective,
+    DefineKeyResult,
+    DefineObjective,
+    DefinePortfolio,
+    DefineProduct,
+    DefineTeam,
+    StartCycle,
+)
 from okr_connectors.mapping import Mapping
+from okr_contracts.kr_events import Sprints
+from okr_contracts.types import Id
 
 
 class KeyResultSpec(DefineKeyResult):
@@ -39,9 +61,25 @@ class KeyResultSpec(DefineKeyResult):
     objective_id: str = ""
 
 
-class ObjectiveSpec(DefineObjective):
-    """An objective with the key results that measure it."""
+class CapacitySpec(BaseModel):
+    """A squad's capacity: sprints per cycle by default, and the cycles that differ (each set by its own PUT …/capacity)."""
 
+    model_config = ConfigDict(extra="forbid")
+
+    sprints: Sprints | None = Field(default=None, description="Sprints per cycle by default; absent: left as recorded.")
+    cycles: dict[Id, Sprints] = Field(default_factory=dict, description="Sprints in one cycle, overriding the default, by cycle.")
+
+
+class TeamSpec(DefineTeam):
+    """A team or squad with its capacity."""
+
+    capacity: CapacitySpec | None = Field(default=None, description="Absent: the recorded capacity is left alone.")
+
+
+class ObjectiveSpec(DefineObjective, ClassifyObjective):
+    """An objective with its investment tags, its allocations to squads and the key results that measure it."""
+
+    allocations: dict[Id, Allocated] = Field(default_factory=dict, description="Sprints per squad; the objective's whole allocation.")
     key_results: list[KeyResultSpec] = Field(default_factory=list)
 
 
@@ -51,8 +89,9 @@ class PortfolioSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     portfolio: DefinePortfolio
+    balance: BalanceShares | None = Field(default=None, description="The intended balance; absent: the recorded one is left alone.")
     products: list[DefineProduct] = Field(default_factory=list)
-    teams: list[DefineTeam] = Field(default_factory=list)
+    teams: list[TeamSpec] = Field(default_factory=list)
     cycles: list[StartCycle] = Field(default_factory=list)
     objectives: list[ObjectiveSpec] = Field(default_factory=list)
     connectors: Mapping | None = Field(default=None, description="The portfolio's connector mapping; absent: the stored one is left alone.")
@@ -117,7 +156,7 @@ def parse_spec(text: str, path: Path | str = "<portfolio>") -> PortfolioSpec:
         spec = PortfolioSpec.model_validate(_own_portfolio_by_default(data))
     except ValidationError as exc:
         raise SpecError(path, repeated + [_problem(error, marks) for error in exc.errors()]) from exc
-    problems = repeated + _duplicates(spec, marks) + _connector_problems(spec, marks)
+    problems = repeated + _duplicates(spec, marks) + _capacity_problems(spec, marks) + _connector_problems(spec, marks)
     if problems:
         raise SpecError(path, problems)
     return spec
@@ -218,6 +257,24 @@ def _duplicates(spec: PortfolioSpec, marks: dict[Path_, tuple[int, int]]) -> lis
         else:
             seen[key] = path
     return problems
+
+
+def _capacity_problems(spec: PortfolioSpec, marks: dict[Path_, tuple[int, int]]) -> list[SpecProblem]:
+    """Capacities and allocations name squads and cycles the document declares."""
+    teams, cycles = {t.team_id for t in spec.teams}, {c.cycle_id for c in spec.cycles}
+    named: list[tuple[Path_, str, str, set[str]]] = [
+        *(
+            (("teams", i, "capacity", "cycles", c), c, "cycle", cycles)
+            for i, t in enumerate(spec.teams)
+            for c in (t.capacity.cycles if t.capacity else {})
+        ),
+        *((("objectives", i, "allocations", t), t, "team", teams) for i, o in enumerate(spec.objectives) for t in o.allocations),
+    ]
+    return [
+        SpecProblem(*marks.get(path, (1, 1)), _dotted(path), f"{identifier!r} is not a {kind} this document declares")
+        for path, identifier, kind, declared in named
+        if identifier not in declared
+    ]
 
 
 def _connector_problems(spec: PortfolioSpec, marks: dict[Path_, tuple[int, int]]) -> list[SpecProblem]:

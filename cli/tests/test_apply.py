@@ -42,7 +42,8 @@ def test_applying_the_demo_twice_records_its_events_once(
     api: TestClient, connectors: TestClient, checkins: CheckinsApplication, demo: Path
 ) -> None:
     plan = apply_with(api, demo, connectors=connectors)
-    assert len(plan.steps) == 1 + 2 + 1 + 1 + 4 + 6  # portfolio, products, team, cycle, objectives, key results
+    # portfolio, balance, products, teams, cycle, capacities, objectives, key results, classifications, allocations
+    assert len(plan.steps) == 1 + 1 + 2 + 2 + 1 + 3 + 4 + 6 + 4 + 3
     recorded = stored(checkins)
     assert recorded == len(plan.steps)
     again = apply_with(api, demo, connectors=connectors)
@@ -113,11 +114,11 @@ def test_what_is_recorded_but_no_longer_declared_is_listed_and_left_alone(
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("target: 3.8", "target: lots", ":38:105: objectives[1].key_results[0].target: Input should be a valid number"),
+        ("target: 3.8", "target: lots", ":49:105: objectives[1].key_results[0].target: Input should be a valid number"),
         ("  owner: cpo@example.com\n  rollup_method", "  rollup_method", ":3:1: portfolio.owner: this field is required here"),
-        ("    title: Search", "    teir: 2\n    title: Search", ":44:5: objectives[2].teir: Extra inputs are not permitted"),
-        ("{kr_id: search-latency,", "{kr_id: search-success,", ":50:9: objectives[2].key_results[1]: 'search-success' is declared again"),
-        ("title: Retry failed", "title: [Retry failed", ":56:10: not valid YAML"),
+        ("    title: Search", "    teir: 2\n    title: Search", ":55:5: objectives[2].teir: Extra inputs are not permitted"),
+        ("{kr_id: search-latency,", "{kr_id: search-success,", ":63:9: objectives[2].key_results[1]: 'search-success' is declared again"),
+        ("title: Retry failed", "title: [Retry failed", ":69:10: not valid YAML"),
     ],
 )
 def test_a_document_error_names_its_line(demo: Path, old: str, new: str, expected: str) -> None:

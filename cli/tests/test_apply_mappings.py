@@ -119,17 +119,17 @@ def test_an_unreachable_connectors_api_exits_2_after_the_portfolio_is_applied_an
 ) -> None:
     stopped = apply_without_connectors_api(apps, closed_url, demo)
     assert stopped.exit_code == 2, stopped.output
-    assert "applied: 15 steps recorded for demo" in stopped.output
+    assert "applied: 27 steps recorded for demo" in stopped.output
     assert "the connector mapping of demo was not stored: reading the stored connector mapping: cannot reach the connectors API" in (
         stopped.output
     )
-    assert "The portfolio is applied (15 steps recorded). Apply the document again once the connectors API answers" in stopped.output
-    assert (recorded(checkins), connector_store.portfolio_mapping("demo").version) == (15, 0)
+    assert "The portfolio is applied (27 steps recorded). Apply the document again once the connectors API answers" in stopped.output
+    assert (recorded(checkins), connector_store.portfolio_mapping("demo").version) == (27, 0)
 
     finished = okr("apply", demo)
     assert finished.exit_code == 0, finished.output
     assert "applied: the connector mapping of demo stored (version 1)" in finished.output
-    assert recorded(checkins) == 15
+    assert recorded(checkins) == 27
 
 
 def test_a_dry_run_that_cannot_read_the_stored_mapping_exits_2_and_records_nothing(
@@ -156,8 +156,8 @@ def test_a_channel_another_portfolio_has_is_refused_with_exit_1_after_the_portfo
     refused = okr("apply", demo)
     assert refused.exit_code == 1, refused.output
     assert f"409 Channel claimed: Slack channel {CHANNEL} is already mapped to portfolio other" in refused.output
-    assert "The portfolio is applied (15 steps recorded)." in refused.output
-    assert recorded(checkins) == 15
+    assert "The portfolio is applied (27 steps recorded)." in refused.output
+    assert recorded(checkins) == 27
     assert connector_store.portfolio_mapping("demo").version == 0
 
 
@@ -179,13 +179,13 @@ TWICE = f"  slack_channels:\n    {CHANNEL}: {{}}\n    {CHANNEL}: {{}}\n  rules:\
         (
             "{label: okr-search,",
             "{label: okr-search, portfolio_id: other,",
-            ":67:27: connectors.rules[1].portfolio_id: names portfolio 'other'",
+            ":82:27: connectors.rules[1].portfolio_id: names portfolio 'other'",
         ),
-        ("{label: okr-search, ", "{", ":67:7: connectors.rules[1]: Value error, a rule needs at least one matcher"),
-        ("search-latency]}", "search-latncy]}", ":67:72: connectors.rules[1].kr_ids[1]: 'search-latncy' is not a key result"),
-        ("source: jira", "source: slack", ":66:8: connectors.rules[0].source: Value error, rules match Jira and Linear items"),
-        ("  rules:\n", TWICE, f":67:5: connectors.slack_channels.{CHANNEL}: '{CHANNEL}' is given again (first on line 66)"),
-        ("  rules:\n", "  rulez:\n", ":65:3: connectors.rulez: Extra inputs are not permitted"),
+        ("{label: okr-search, ", "{", ":82:7: connectors.rules[1]: Value error, a rule needs at least one matcher"),
+        ("search-latency]}", "search-latncy]}", ":82:72: connectors.rules[1].kr_ids[1]: 'search-latncy' is not a key result"),
+        ("source: jira", "source: slack", ":81:8: connectors.rules[0].source: Value error, rules match Jira and Linear items"),
+        ("  rules:\n", TWICE, f":82:5: connectors.slack_channels.{CHANNEL}: '{CHANNEL}' is given again (first on line 81)"),
+        ("  rules:\n", "  rulez:\n", ":80:3: connectors.rulez: Extra inputs are not permitted"),
     ],
 )
 def test_a_connectors_error_names_its_line(demo: Path, old: str, new: str, expected: str) -> None:

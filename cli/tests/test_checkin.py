@@ -31,8 +31,8 @@ def test_a_check_in_is_recorded_and_the_events_it_appended_are_printed(okr: Any,
     assert recorded.exit_code == 0, recorded.output
     assert recorded.stdout.splitlines() == [
         f"recorded the check-in of {KR} in demo:",
-        f"  CheckInRecorded {KR} (version 2, position 16)",
-        f"  ValueObserved {KR} (version 3, position 17)",
+        f"  CheckInRecorded {KR} (version 2, position 28)",
+        f"  ValueObserved {KR} (version 3, position 29)",
     ]
     kr = api.get(f"/v1/portfolios/demo/key-results/{KR}").json()
     assert (kr["confidence"], kr["value"]) == (0.7, 3.45)
@@ -56,7 +56,7 @@ def test_a_retry_with_the_printed_key_records_nothing_again_and_a_different_body
     retried = okr("checkin", demo, KR, "--confidence", "0.6", "--what-changed", "weekly", "--idempotency-key", key)
     assert retried.exit_code == 0, retried.output
     assert "already recorded by an earlier try with this key; nothing was recorded again" in retried.stdout
-    assert f"CheckInRecorded {KR} (version 2, position 16)" in retried.stdout
+    assert f"CheckInRecorded {KR} (version 2, position 28)" in retried.stdout
     assert stored(checkins) == before
     changed = okr("checkin", demo, KR, "--confidence", "0.9", "--what-changed", "weekly", "--idempotency-key", key)
     assert changed.exit_code == 1, changed.output
