@@ -1,4 +1,4 @@
-"""The four journeys of the product through all five services as processes, real Kafka, real SMTP and a Slack API.
+"""The journeys of the product through all five services as processes, real Kafka, real SMTP and a Slack API.
 
 One system for the module (started once, ~10 s); each test has a portfolio of its own.
 """
@@ -25,7 +25,7 @@ from okr_contracts.topics import KR_EVENTS_TOPIC, METRICS_TOPIC
 pytestmark = pytest.mark.e2e
 
 RUN = uuid.uuid4().hex[:8]
-PORTFOLIOS = {story: f"e2e-{story}-{RUN}" for story in ("jira", "offtrack", "kpi", "downstream")}
+PORTFOLIOS = {story: f"e2e-{story}-{RUN}" for story in ("jira", "offtrack", "kpi", "downstream", "capacity")}
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -141,6 +141,58 @@ def test_a_new_downstream_group_reads_every_event_of_a_portfolio_in_order_with_v
         versions[envelope["data"]["aggregate_id"]].append(envelope["data"]["aggregate_version"])
     assert all(v == list(range(1, len(v) + 1)) for v in versions.values())
     assert [e["type"] for e in envelopes].count("CheckInRecorded") == 3
+
+
+def test_a_third_objective_for_a_squad_with_capacity_for_two_raises_over_allocated_and_removing_it_resolves_it(
+    system: Any, vendors: Any, portfolio_defined: Any, wait_for: Any
+) -> None:
+    pid = PORTFOLIOS["capacity"]
+    portfolio_defined(system, pid)
+    base = f"/v1/portfolios/{pid}"
+    with system.api("checkins") as cpo:
+        squad = {"team_id": "core", "name": "Core squad", "lead": "ben@example.com", "product_id": "platform"}
+        assert cpo.post(f"{base}/teams", json=squad).status_code == 201
+        assert cpo.put(f"{base}/teams/core/capacity", json={"sprints": 4}).status_code == 201
+        for objective in ("activation", "reliability"):  # two objectives of two sprints each: full, not over
+            assert cpo.put(f"{base}/objectives/{objective}/allocations/core", json={"sprints": 2}).status_code == 201
+        assert cpo.put(f"{base}/objectives/grow/allocations/core", json={"sprints": 2}).status_code == 201  # the third
+
+    def alerts(state: str = "open") -> list[dict[str, Any]]:
+        found = get_json(system, "drift", f"{base}/alerts?rule=over_allocated&state={state}") or {}
+        return list(found.get("items", []))
+
+    wait_for(lambda: bool(alerts()), timeout_s=60)
+    [alert] = alerts()
+    assert (alert["node_id"], alert["severity"]) == ("core", "warning")
+    assert (alert["facts"]["allocated"], alert["facts"]["capacity"]) == (6, 4)
+    wait_for(lambda: len(vendors.slack.to(f"U-{pid}-")) >= 2 and len(vendors.mailbox.to(pid)) >= 2, timeout_s=60)
+    posts = vendors.slack.to(f"U-{pid}-")
+    assert sorted(p["channel"] for p in posts) == [f"U-{pid}-ben", f"U-{pid}-cpo"]  # the squad's lead and the portfolio lead
+    assert all("Squad over capacity" in json.dumps(p["blocks"]) and f"/portfolios/{pid}#capacity" in json.dumps(p) for p in posts)
+
+    def core() -> dict[str, Any]:
+        [cycle] = (get_json(system, "rollup", f"{base}/capacity?cycle_id=q") or {"cycles": [{"squads": []}]})["cycles"]
+        return next((s for s in cycle["squads"] if s["team_id"] == "core"), {})
+
+    wait_for(lambda: core().get("allocated") == 6, timeout_s=60)  # the scorecard's number is the alert's
+    assert {k: core()[k] for k in ("capacity", "allocated", "free", "over_by", "over")} == {
+        "capacity": 4,
+        "allocated": 6,
+        "free": -2,
+        "over_by": 2,
+        "over": True,
+    }
+
+    with system.api("checkins") as cpo:
+        removed = cpo.post(f"{base}/objectives/grow/allocations/core/remove", json={"reason": "Back to two objectives"})
+        assert removed.status_code == 201
+
+    wait_for(lambda: not alerts() and bool(alerts("resolved")), timeout_s=60)
+    [cleared] = alerts("resolved")
+    assert cleared["alert_id"] == alert["alert_id"]
+    assert cleared["resolved_reason"] == "allocations within the capacity (or their cycles closed)"
+    wait_for(lambda: core().get("allocated") == 4, timeout_s=60)
+    assert core()["over"] is False
 
 
 async def read_as_new_group(bootstrap: str, group: str, pid: str, count: int) -> list[Any]:
