@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from okr_web import formats
+from okr_web.render import Pages
 
 BERLIN, NEW_YORK, TOKYO = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York"), ZoneInfo("Asia/Tokyo")
 
@@ -101,3 +102,17 @@ def test_a_missing_or_unknown_zone_falls_back_to_the_default(name: str | None) -
 
 def test_a_known_zone_is_used() -> None:
     assert formats.zone_or("Asia/Tokyo", "Europe/Berlin") == TOKYO
+
+
+@pytest.mark.parametrize(
+    ("kind", "href"),
+    [
+        ("key_result", "/portfolios/acme/key-results/n-1"),
+        ("objective", "/portfolios/acme/nodes/n-1"),
+        ("team", "/portfolios/acme#capacity"),  # a squad over capacity, or with too many objectives
+        ("cycle", "/portfolios/acme#capacity"),  # a cycle off its intended balance
+    ],
+)
+def test_an_alerts_node_links_to_its_page_or_for_a_squad_or_a_cycle_to_the_capacity_section(kind: str, href: str) -> None:
+    macros = Pages().env.get_template("macros.html").module
+    assert str(macros.node_link("acme", "n-1", kind, "Title")) == f'<a href="{href}">Title</a>'  # type: ignore[attr-defined]
