@@ -403,7 +403,8 @@ def define_portfolio(system: LocalSystem, pid: str, *, method: str = "weighted",
     `grow` (tier 1) ← `activation` (growth, weight 2: KRs `activated` 20→40 %, `churn` 5→2 %)
                     ← `reliability` (platform, weight 1: KRs `uptime` ≥ 99.9 %, `signups` 100→200 bound to KPI `metric`).
     Ana owns the key results, Ben leads platform, the CPO growth and the portfolio. Busy-but-flat is
-    set out of reach so that delivery never races the scores into an alert.
+    set out of reach so that delivery never races the scores into an alert, and capacity alerts do not wait for the plan
+    to settle (a test's allocations are its whole plan).
     """
     today = datetime.now(UTC).date()
     base = f"/v1/portfolios/{pid}"
@@ -412,7 +413,13 @@ def define_portfolio(system: LocalSystem, pid: str, *, method: str = "weighted",
     steps: list[tuple[str, dict[str, Any]]] = [
         (
             "/v1/portfolios",
-            {"portfolio_id": pid, "name": "E2E", "owner": "cpo@example.com", "rollup_method": method, "drift": {"busy_items": 1000}},
+            {
+                "portfolio_id": pid,
+                "name": "E2E",
+                "owner": "cpo@example.com",
+                "rollup_method": method,
+                "drift": {"busy_items": 1000, "capacity_settle_minutes": 0},
+            },
         ),
         (f"{base}/products", {"product_id": "growth", "name": "Growth", "lead": "cpo@example.com"}),
         (f"{base}/products", {"product_id": "platform", "name": "Platform", "lead": "ben@example.com"}),

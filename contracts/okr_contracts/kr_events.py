@@ -132,6 +132,12 @@ class DriftThresholds(BaseModel):
     flat_progress_delta: FiniteFloat = Field(default=0.05, ge=0, description="Progress change below this is flat.")
     max_objectives_per_team: int = Field(default=3, ge=1, description="Objectives per team per cycle before focus is diluted.")
     max_krs_per_objective: int = Field(default=5, ge=1, description="Key results per objective before focus is diluted.")
+    capacity_settle_minutes: int = Field(
+        default=10,
+        ge=0,
+        le=10_080,
+        description="Minutes capacity, allocations and tags must stay unchanged before an over-allocation or off-balance alert is raised.",
+    )
 
 
 class KrEvent(EventPayload):

@@ -7,14 +7,17 @@ portfolio led by cpo. Each input is applied and evaluated as the service does.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
+
+import pytest
 
 from okr_contracts.alerts import AlertRaised, Audience, DriftRule, Severity
 from okr_contracts.kr_events import (
     AllocationRemoved,
     Balance,
     BalanceIntended,
+    DriftThresholds,
     InvestmentPriority,
     ObjectiveAllocated,
     ObjectiveClassified,
@@ -31,6 +34,17 @@ from okr_drift.domain.portfolio import ENTITY_KINDS
 
 TEAM = "payments"
 CYCLE = "2026-Q3"
+
+
+def define(portfolio: Any, at: Any, *, settle_minutes: int) -> None:
+    drift = DriftThresholds(capacity_settle_minutes=settle_minutes)
+    portfolio.record(PortfolioDefined, "acme", at, name="Acme", owner="cpo", rollup_method=RollupMethod.WEIGHTED, drift=drift)
+
+
+@pytest.fixture(autouse=True)
+def immediate(portfolio: Any, at_day: Any) -> None:
+    """Capacity alerts without the settling time, so each test sees the alert at the step that causes it (but the last test)."""
+    define(portfolio, at_day(-1), settle_minutes=0)
 
 
 def outline(changes: list[Change]) -> list[tuple[str, DriftRule, str]]:
@@ -220,3 +234,22 @@ def test_the_facts_survive_the_store_and_a_redelivery_changes_nothing(portfolio:
     touched = stored.state.apply_history(removal, at_day(4))
     assert touched is not None
     assert outline(stored.evaluate(at_day(4), touched)) == [("AlertResolved", DriftRule.OVER_ALLOCATED, TEAM)]
+
+
+def test_capacity_alerts_wait_until_the_plan_has_been_left_alone_for_the_settling_time(portfolio: Any, at_day: Any) -> None:
+    define(portfolio, at_day(0), settle_minutes=10)  # the default
+    start = at_day(1)
+    assert capacity(portfolio, start, 3) == []
+    assert allocate(portfolio, start, "obj-billing", 5) == []  # over, and 100 % unclassified: nothing judged on the balance
+    assert classify(portfolio, start + timedelta(minutes=1), "obj-billing", InvestmentPriority.EXPLORATION) == []  # off balance too
+    assert allocate(portfolio, start + timedelta(minutes=2), "obj-billing", 2) == []  # fixed within the sitting: never raised
+    assert portfolio.tick(start + timedelta(minutes=11, seconds=59)) == []  # off balance, but changed 9 min 59 s ago
+    changes = portfolio.tick(start + timedelta(minutes=12))
+    assert outline(changes) == [("AlertRaised", DriftRule.OFF_BALANCE, CYCLE)]
+    assert outline(allocate(portfolio, start + timedelta(minutes=20), "obj-billing", 4)) == []  # over now, still off: held
+    assert portfolio.drift.book.open_for(CYCLE) != {}  # an open alert is not resolved while the plan is edited
+    assert outline(portfolio.tick(start + timedelta(minutes=30))) == [("AlertRaised", DriftRule.OVER_ALLOCATED, TEAM)]
+    fixed = classify(portfolio, start + timedelta(minutes=31), "obj-billing", InvestmentPriority.PRIMARY)  # 100 % primary: 30 over
+    assert outline(fixed) == []
+    resolved = allocate(portfolio, start + timedelta(minutes=32), "obj-billing", 3)  # within capacity again: resolved at once
+    assert outline(resolved) == [("AlertResolved", DriftRule.OVER_ALLOCATED, TEAM)]

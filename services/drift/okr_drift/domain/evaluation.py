@@ -9,7 +9,7 @@ Pure: the moment is passed in, nothing is read from a clock.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from okr_contracts.alerts import Audience, DriftRule
@@ -153,7 +153,7 @@ class PortfolioDrift:
                 loads.append(squad_load(team_id, cycle_id, capacity_for(cycle_id, team.capacity, team.capacity_by_cycle), allocations))
         finding = over_allocated(team_id, loads)
         subject = None if team is None else lambda: self._group_subject(team_id)
-        self._settle(team_id, DriftRule.OVER_ALLOCATED, finding, subject, at, changes)
+        self._settle(team_id, DriftRule.OVER_ALLOCATED, finding, subject, at, changes, hold=not self.capacity_settled(at))
 
     def _evaluate_balance(self, cycle_id: str, at: datetime, changes: list[Change], live: Mapping[str, CycleFacts | None]) -> None:
         finding = None
@@ -163,7 +163,14 @@ class PortfolioDrift:
             facts = self.state.facts
             finding = off_balance(cycle_id, check_balance(priorities, facts.balance, facts.balance_margin), priorities.unclassified)
         subject = None if cycle_id not in self.state.cycles else lambda: self._cycle_subject(cycle_id)
-        self._settle(cycle_id, DriftRule.OFF_BALANCE, finding, subject, at, changes)
+        self._settle(cycle_id, DriftRule.OFF_BALANCE, finding, subject, at, changes, hold=not self.capacity_settled(at))
+
+    def capacity_settled(self, at: datetime) -> bool:
+        """Whether the capacity plan has been left alone for `capacity_settle_minutes`: a plan edited in one sitting
+        (an `okr apply`, a lead moving allocations around) raises its capacity alerts once it is done, not at every step."""
+        facts = self.state.facts
+        settle = timedelta(minutes=facts.thresholds.capacity_settle_minutes)
+        return facts.capacity_changed_at is None or at - facts.capacity_changed_at >= settle
 
     def _settle(
         self,
@@ -173,10 +180,15 @@ class PortfolioDrift:
         subject: Callable[[], Subject] | None,
         at: datetime,
         changes: list[Change],
+        *,
+        hold: bool = False,
     ) -> None:
-        """Raise or resolve the node's alert of `rule`; `subject` (none when the node is gone) is built only to raise one."""
+        """Raise or resolve the node's alert of `rule`; `subject` (none when the node is gone) is built only to raise one.
+
+        `hold` keeps a new finding from being raised yet (an open alert stays open, and a cleared one is resolved).
+        """
         alert = self.book.open_for(node).get(rule)
-        if finding is not None and alert is None and subject is not None:
+        if finding is not None and alert is None and subject is not None and not hold:
             changes.append(self.book.raise_alert(finding, subject(), at))
         elif finding is None and alert is not None:
             changes.append(self.book.resolve(alert, why_cleared(rule, None) if subject is None else _SCOPE_CLEARED[rule], at))

@@ -33,6 +33,9 @@ class PortfolioFacts(Entity):
     thresholds: DriftThresholds = Field(default_factory=DriftThresholds)
     balance: Balance = Field(default_factory=Balance)
     balance_margin: float = 0.1
+    capacity_changed_at: datetime | None = Field(
+        default=None, description="When a capacity, allocation, tag or the balance last changed: capacity alerts wait for it to settle."
+    )
 
 
 class ProductFacts(Entity):

@@ -215,7 +215,12 @@ class PortfolioState:
         touched.squads.add(event.team_id)
         return touched
 
-    def _capacity(self, event: SquadCapacitySet, _: datetime, touched: Touched) -> Touched | None:
+    def _capacity_changed(self, occurred_at: datetime) -> None:
+        """Note a change of the capacity plan (the latest one counts: capacity alerts wait for the plan to settle)."""
+        last = self.facts.capacity_changed_at
+        self.facts.capacity_changed_at = occurred_at if last is None else max(last, occurred_at)
+
+    def _capacity(self, event: SquadCapacitySet, occurred_at: datetime, touched: Touched) -> Touched | None:
         team = self.teams.get(event.team_id)
         if team is None or not self._fresh(team, event):
             return None
@@ -224,19 +229,22 @@ class PortfolioState:
         else:
             team.capacity_by_cycle[event.cycle_id] = event.sprints
         team.version = event.aggregate_version
+        self._capacity_changed(occurred_at)
+        touched.entity("portfolio", self.portfolio_id)
         touched.entity("team", event.team_id)
         touched.squads.add(event.team_id)
         return touched
 
-    def _balance(self, event: BalanceIntended, _: datetime, touched: Touched) -> Touched | None:
+    def _balance(self, event: BalanceIntended, occurred_at: datetime, touched: Touched) -> Touched | None:
         if not self._fresh(self.facts, event):
             return None
         self.facts.balance, self.facts.balance_margin, self.facts.version = event.intended, event.margin, event.aggregate_version
+        self._capacity_changed(occurred_at)
         touched.entity("portfolio", self.portfolio_id)
         touched.balances.update(self.allocated_by_cycle)
         return touched
 
-    def _objective_change(self, event: ObjectiveChange, _: datetime, touched: Touched) -> Touched | None:
+    def _objective_change(self, event: ObjectiveChange, occurred_at: datetime, touched: Touched) -> Touched | None:
         """An allocation made, changed or removed, or the objective's tags set."""
         before = self.objectives.get(event.objective_id)
         if before is None or not self._fresh(before, event):
@@ -252,6 +260,8 @@ class PortfolioState:
         after.version = event.aggregate_version
         self.objectives[event.objective_id] = after
         self._index(after, before)
+        self._capacity_changed(occurred_at)
+        touched.entity("portfolio", self.portfolio_id)
         touched.entity("objective", event.objective_id)
         if not isinstance(event, ObjectiveClassified):
             touched.squads.add(event.team_id)
