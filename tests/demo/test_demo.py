@@ -191,6 +191,17 @@ def test_drift_raises_alerts_on_the_demo(demo: Demo) -> None:
 
 
 @pytest.mark.e2e
+def test_the_demo_shows_a_squad_over_its_capacity_and_a_quarter_off_its_intended_balance(demo: Demo) -> None:
+    [quarter] = demo.get("rollup", f"/v1/portfolios/{demo.portfolio}/capacity?cycle_id=demo-quarter")["cycles"]
+    squads = {s["team_id"]: s for s in quarter["squads"]}
+    assert (squads["squad-payments"]["allocated"], squads["squad-payments"]["capacity"], squads["squad-payments"]["over"]) == (8, 6, True)
+    assert not squads["squad-relevance"]["over"]
+    assert not squads["squad-activation"]["over"]
+    assert quarter["balance"]["off"] is True
+    assert quarter["balance"]["worst"] == "primary"
+
+
+@pytest.mark.e2e
 def test_the_notifier_sends_mail_over_smtp_and_posts_to_the_slack_capture(demo: Demo) -> None:
     deadline = time.monotonic() + 60
     mails: list[Path] = []
