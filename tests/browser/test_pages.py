@@ -179,6 +179,45 @@ def test_the_exceptions_and_the_readout_show_the_off_track_key_result(
     expect(page.locator("header.site")).to_be_hidden()  # printed, the readout is the page alone
 
 
+def test_a_squad_over_its_capacity_is_a_red_number_said_in_words_in_the_scorecards_capacity_section(
+    local_system: Any, fresh_quarter: Any, sign_in: Callable[..., Page], shot: Any, wait_for: Any
+) -> None:
+    pid = fresh_quarter.portfolio_id
+    base = f"/v1/portfolios/{pid}"
+    with local_system.api("checkins", CPO) as cpo:
+        squad = {"team_id": "core", "name": "Core squad", "lead": CPO, "product_id": "platform"}
+        assert cpo.post(f"{base}/teams", json=squad).status_code == 201
+        assert cpo.put(f"{base}/teams/core/capacity", json={"sprints": 4}).status_code == 201
+        tags = {
+            "activation": {"priority": "primary", "aarrr_stage": "activation", "horizon": "grow"},
+            "reliability": {"priority": "secondary", "aarrr_stage": "retention", "horizon": "run"},
+            "grow": {"priority": "exploration", "aarrr_stage": "acquisition", "horizon": "transform"},
+        }
+        for objective, classification in tags.items():
+            assert cpo.put(f"{base}/objectives/{objective}/allocations/core", json={"sprints": 2}).status_code == 201
+            assert cpo.put(f"{base}/objectives/{objective}/classification", json=classification).status_code == 201
+
+    def shown() -> bool:
+        with local_system.api("rollup", CPO) as rollup:
+            answer = rollup.get(f"{base}/capacity")
+        return answer.status_code == 200 and any(s["allocated"] == 6 for c in answer.json()["cycles"] for s in c["squads"])
+
+    wait_for(shown, timeout_s=120)
+    page = sign_in(CPO)
+    page.goto(url(local_system, f"/portfolios/{pid}#capacity"))
+    section = page.locator("section#capacity")
+    expect(section).to_be_visible()
+    row = section.locator("tr[data-squad=core]")
+    allocated = row.locator("td.allocated")
+    expect(allocated).to_have_text("6")
+    expect(allocated).to_have_css("color", "rgb(179, 38, 30)")  # the red of --bad …
+    expect(row).to_contain_text("Over-allocated by 2 sprints")  # … and the words, for whoever cannot see it
+    verdict = "⚠ Off balance: Primary is 37 points under its intended 70% (margin 10 points)."  # a third each
+    expect(section.locator("p.verdict")).to_have_text(verdict)
+    expect(section.locator("table.split tr[data-value=retention]")).to_contain_text("33%")
+    shot(page, "capacity")
+
+
 def test_signing_in_is_required_and_a_wrong_token_is_refused(local_system: Any, quarter: Any, browser: Any) -> None:
     context = browser.new_context()
     page = context.new_page()
