@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from okr_contracts.envelope import Envelope
 from okr_contracts.history import HistoryWriter
@@ -31,7 +33,10 @@ from okr_contracts.kr_events import (
     TeamDefined,
     ValueObserved,
 )
+from okr_rollup.http import install_api
 from okr_rollup.store import PostgresScoreStore, ScoreStore, SqliteScoreStore
+from okr_runtime.auth import Authenticator, TokenEntry, hash_token
+from okr_runtime.problems import install_problem_handlers
 
 START = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
 
@@ -169,3 +174,16 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ScoreStore
     found = PostgresScoreStore(request.getfixturevalue("postgres_dsn"), request.getfixturevalue("postgres_schema"))
     yield found
     found.close()
+
+
+@pytest.fixture
+def client(store: ScoreStore) -> TestClient:
+    """The read API over `store`: token `reader` reads every portfolio, token `elsewhere` only portfolio `other`."""
+    app = FastAPI()
+    install_problem_handlers(app)
+    tokens = [
+        TokenEntry(sha256=hash_token("reader"), principal="pm"),
+        TokenEntry(sha256=hash_token("elsewhere"), principal="other", portfolios=frozenset({"other"})),
+    ]
+    install_api(app, store, Authenticator(tokens))
+    return TestClient(app)

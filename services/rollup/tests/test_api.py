@@ -7,32 +7,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from okr_rollup.application import RollupService
-from okr_rollup.http import install_api
 from okr_rollup.store import ScoreStore
-from okr_runtime.auth import Authenticator, TokenEntry, hash_token
-from okr_runtime.problems import install_problem_handlers
 
 READER = {"Authorization": "Bearer reader"}
 
 
 async def discard(records: Sequence[tuple[str, bytes]]) -> None:
     """Kafka is not part of these tests; the store is."""
-
-
-@pytest.fixture
-def client(store: ScoreStore) -> TestClient:
-    app = FastAPI()
-    install_problem_handlers(app)
-    tokens = [
-        TokenEntry(sha256=hash_token("reader"), principal="pm"),
-        TokenEntry(sha256=hash_token("elsewhere"), principal="other", portfolios=frozenset({"other"})),
-    ]
-    install_api(app, store, Authenticator(tokens))
-    return TestClient(app)
 
 
 async def seeded(store: ScoreStore, history: Any) -> Any:

@@ -8,16 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from okr_rollup.application import RollupService
 from okr_rollup.domain.projection import canonical
-from okr_rollup.http import install_api
 from okr_rollup.store import ScoreStore, SqliteScoreStore
-from okr_runtime.auth import Authenticator, TokenEntry, hash_token
 from okr_runtime.consumer import Delivery
-from okr_runtime.problems import install_problem_handlers
 
 READER = {"Authorization": "Bearer reader"}
 
@@ -58,18 +54,6 @@ def delivered(events: list[Any]) -> list[tuple[Any, Delivery]]:
 
 def rows(store: ScoreStore, pid: str) -> list[tuple[str, int, bytes]]:
     return [(v.cycle_id, v.seq, v.view) for v in store.capacity(pid)]
-
-
-@pytest.fixture
-def client(store: ScoreStore) -> TestClient:
-    app = FastAPI()
-    install_problem_handlers(app)
-    tokens = [
-        TokenEntry(sha256=hash_token("reader"), principal="pm"),
-        TokenEntry(sha256=hash_token("elsewhere"), principal="other", portfolios=frozenset({"other"})),
-    ]
-    install_api(app, store, Authenticator(tokens))
-    return TestClient(app)
 
 
 async def test_each_cycles_latest_view_is_stored_with_the_event_that_changed_it(store: ScoreStore, history: Any) -> None:
