@@ -6,6 +6,8 @@ Each record becomes the okr.kr-events.v1 envelope the checkins outbox published 
 force when it was recorded (:mod:`okr_rollup.domain.rules`). An event the rollup would
 refuse (and dead-letter) is refused here too, and the replay goes on, as the service does.
 The records produced are the bytes the rollup publishes: same history, same bytes.
+The same projection folds each cycle's capacity view; the replay keeps each cycle's
+latest one, the bytes the rollup stores in ``rollup_capacity``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from okr_contracts.export import envelope_of
+from okr_rollup.domain.capacity import CapacityView
 from okr_rollup.domain.errors import ScoringRefused
 from okr_rollup.domain.projection import PortfolioProjection, ScoreRecord
 from okr_rollup.domain.rules import SCHEDULE, Schedule
@@ -45,7 +48,7 @@ class Produced:
 
 @dataclass
 class Replayed:
-    """What a replay produced: every score record in order, and each node's latest one (the scorecard then)."""
+    """What a replay produced: every score record in order, each node's latest one (the scorecard then), each cycle's capacity view."""
 
     portfolio_id: str
     as_of: datetime | None
@@ -55,6 +58,8 @@ class Replayed:
     records: list[Produced] = field(default_factory=list)
     latest: dict[str, ScoreRecord] = field(default_factory=dict)
     refused: list[Refusal] = field(default_factory=list)
+    capacity: dict[str, CapacityView] = field(default_factory=dict)
+    """Each cycle's latest capacity view, with the moment the event that last changed it was recorded."""
 
 
 def replay_history(
@@ -75,6 +80,7 @@ def replay_history(
             except ScoringRefused as exc:
                 replayed.refused.append(Refusal(int(record["position"]), str(envelope.event_id), f"{exc.code}: {exc}"))
                 continue
+            replayed.capacity.update((view.cycle_id, view) for view in projection.capacity_changed)
             for score in produced or ():
                 # Only bytes are kept of every record: a long history produces many, and their pydantic
                 # envelopes (parsed when asked for) would grow the heap and the garbage collector's work.
@@ -122,3 +128,14 @@ def scorecard_rows(replayed: Replayed) -> list[dict[str, Any]]:
             }
         )
     return sorted(rows, key=lambda r: (r["tier"], r["kind"] != "objective", r["node_id"]))
+
+
+def capacity_cycles(replayed: Replayed) -> list[dict[str, Any]]:
+    """Each cycle's latest capacity view as plain data, as the rollup answers it: cycles with squads, in id order, each with its `as_of`."""
+    cycles = []
+    for cycle_id in sorted(replayed.capacity):
+        view = replayed.capacity[cycle_id]
+        shown: dict[str, Any] = json.loads(view.view)
+        if shown["squads"]:  # a cycle whose squads are all gone keeps its view, but the read API leaves it out
+            cycles.append({**shown, "as_of": view.as_of.isoformat()})
+    return cycles

@@ -1,4 +1,4 @@
-"""Where an auditor's files come from: the checkins export endpoint or its event store, and okr.scores.v1.
+"""Where an auditor's files come from: the checkins export endpoint or its event store, okr.scores.v1, and the rollup's capacity.
 
 Every function writes or returns exactly what the source holds; nothing is
 recomputed here. Failures raise :class:`SourceError` with a message a person can act on.
@@ -134,6 +134,25 @@ async def _assignment(consumer: AIOKafkaConsumer, timeout_s: float) -> list[Topi
         while not consumer.assignment():  # noqa: ASYNC110 (aiokafka offers no event to wait on for its assignment)
             await asyncio.sleep(0.05)
     return sorted(consumer.assignment())
+
+
+def read_capacity(client: httpx.Client, portfolio_id: str, as_of: datetime | None) -> list[dict[str, Any]]:
+    """The cycles of the rollup's ``GET /v1/portfolios/{p}/capacity`` answer, as of a moment (now without one)."""
+    path = f"/v1/portfolios/{portfolio_id}/capacity"
+    url = f"{client.base_url}{path}"
+    try:
+        response = client.get(path, params={"as_of": as_of.isoformat()} if as_of else {})
+    except httpx.HTTPError as exc:
+        raise SourceError(f"could not read {url}: {exc}") from exc
+    if response.status_code != 200:
+        raise SourceError(f"{url} answered {response.status_code}: {problem_reason(response)}")
+    try:
+        cycles = response.json()["cycles"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SourceError(f"{url} answered without a list of cycles (is it okrstream rollup?): {exc!r}") from exc
+    if not isinstance(cycles, list) or not all(isinstance(c, dict) and isinstance(c.get("cycle_id"), str) for c in cycles):
+        raise SourceError(f"{url} answered cycles that are not capacity views (objects with a cycle_id)")
+    return cycles
 
 
 def read_scores_file(path: Path) -> list[bytes]:

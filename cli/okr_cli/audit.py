@@ -1,4 +1,4 @@
-"""``okr audit``: export a history, verify its chain, replay its scores, check the published ones.
+"""``okr audit``: export a history, verify its chain, replay its scores and capacity, check the published scores and capacity.
 
 Exit status: 0 when the history is intact / every score matches, 1 when something
 was found (tampering, a difference), 2 when the command could not run (bad input,
@@ -17,9 +17,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from okr_audit.capacity import compare_capacity
 from okr_audit.check import CheckReport, check
 from okr_audit.history import HistoryError, Line, portfolio_of, read_lines, records
-from okr_audit.replay import Replayed, replay_history, scorecard_rows
+from okr_audit.replay import Replayed, capacity_cycles, replay_history, scorecard_rows
 from okr_audit.sources import (
     Exported,
     SourceError,
@@ -27,12 +28,15 @@ from okr_audit.sources import (
     export_from_checkins,
     export_from_store,
     head_file_for,
+    read_capacity,
     read_head,
     read_scores,
     read_scores_file,
     write_lines,
 )
 from okr_audit.verify import Head, Verification, verify
+from okr_cli.api import Token, connect
+from okr_cli.audit_capacity import print_capacity, print_capacity_check
 from okr_cli.console import err, fail, out
 from okr_contracts.topics import SCORES_TOPIC
 from okr_rollup.domain.rules import SCHEDULE, Schedule, UnknownRules, rules_version
@@ -108,10 +112,11 @@ def replay_command(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the score records (JSON Lines) here.")] = None,
     every: Annotated[bool, typer.Option("--every", help="Write every record produced, not only each node's latest.")] = False,
 ) -> None:
-    """Recompute every node's score and confidence as of a moment, from the history alone."""
+    """Recompute every node's score and confidence, and each cycle's capacity, as of a moment, from the history alone."""
     lines = _lines(history)
     replayed = _replay(lines, _moment(as_of), _schedule(rules))
     _print_scorecard(replayed)
+    print_capacity(replayed)
     if output is not None:
         chosen = replayed.records if every else [replayed.latest[r["node_id"]] for r in scorecard_rows(replayed)]
         count = write_lines((r.value for r in chosen), output)
@@ -155,6 +160,27 @@ def check_command(
     _print_check(result, replayed)
     if report is not None:
         report.write_text(json.dumps(_report_json(result), indent=2) + "\n", encoding="utf-8")
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@audit.command("capacity")
+def capacity_command(
+    ctx: typer.Context,
+    history: History,
+    rollup: Annotated[str, typer.Option(envvar="OKR_ROLLUP_URL", help="Base URL of the rollup's read API, e.g. http://127.0.0.1:8002.")],
+    token: Token = None,
+    as_of: AsOf = None,
+) -> None:
+    """Compare the rollup's capacity per cycle with the replay's (as of the history's end): list every difference, or say all match."""
+    with connect(ctx, "rollup", rollup, token) as client:
+        replayed = _replay(_lines(history), _moment(as_of), SCHEDULE)
+        moment = replayed.as_of or replayed.last_recorded_at  # views changed after the export are not the history's
+        try:
+            served = read_capacity(client, replayed.portfolio_id, moment)
+        except SourceError as exc:
+            fail(str(exc))
+    result = compare_capacity(replayed.portfolio_id, served, capacity_cycles(replayed), moment)
+    print_capacity_check(result, replayed)
     raise typer.Exit(0 if result.ok else 1)
 
 
