@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from jinja2 import Environment, select_autoescape
 
-from okr_notifier.messages import EmailContent, escape_mrkdwn, kr_link, truncate
+from okr_notifier.messages import EmailContent, escape_mrkdwn, kr_link, node_link, truncate
 from okr_notifier.readout import ReadoutInput, decisions, render_readout
 from okr_notifier.routing import Cadence, Person, PortfolioRouting, RoutingConfig
 from okr_notifier.sendlog import Send, SendLog
@@ -35,7 +35,7 @@ DIGEST_HTML = _TEMPLATES.from_string(
 <p>{{ counts.key_results_with_exceptions }} of {{ counts.live_key_results }} live key results need attention;
 {{ counts.skipped_green }} on track are not listed.</p>
 {% for product in products %}<h3>{{ product.product_id or "Portfolio" }}</h3><ul>
-{% for node in product.nodes %}<li><a href="{{ link(node.node_id) }}">{{ node.title or node.node_id }}</a> ({{ node.owner or "no owner" }},
+{% for node in product.nodes %}<li><a href="{{ link(node) }}">{{ node.title or node.node_id }}</a> ({{ node.owner or "no owner" }},
 confidence {{ "%.2f"|format(node.confidence) if node.confidence is not none else "unknown" }}):
 {% for alert in node.alerts %}<br>{{ alert.severity }} · {{ alert.summary }} — {{ alert.asked }}{% endfor %}
 {% if node.recovery_plan %}<br>Recovery: {{ node.recovery_plan.option }}, owner {{ node.recovery_plan.owner }},
@@ -157,8 +157,12 @@ class CadenceRunner:
         async def build() -> list[Send]:
             exceptions = await self.apis.get(self.apis.drift_url, f"/v1/portfolios/{pid}/exceptions")
             name = cadence.name or pid
+            base = self.routing.link_base
             html = DIGEST_HTML.render(
-                name=name, counts=exceptions["counts"], products=exceptions["products"], link=lambda n: self._link(pid, n)
+                name=name,
+                counts=exceptions["counts"],
+                products=exceptions["products"],
+                link=lambda node: node_link(base, pid, node["node_id"], node["node_kind"]),
             )
             mail = EmailContent(subject=f"[okrstream] {name}: sync exceptions for {sync_day:%d %b %Y}", text=_plain(html), html=html)
             return self._mails(key, "digest", portfolio, cadence.digest_to, mail)

@@ -51,8 +51,14 @@ RULE_TITLES: dict[DriftRule, str] = {
     DriftRule.OVER_ALLOCATED: "Squad over capacity",
     DriftRule.OFF_BALANCE: "Capacity off balance",
 }
-CAPACITY_RULES = frozenset({DriftRule.OVER_ALLOCATED, DriftRule.OFF_BALANCE})
-"""Rules about a squad or a cycle, not a scored node: their link is the scorecard's capacity section."""
+RULE_NODE_KINDS: dict[DriftRule, str] = {
+    DriftRule.TOO_MANY_OBJECTIVES: "team",
+    DriftRule.OVER_ALLOCATED: "team",
+    DriftRule.OFF_BALANCE: "cycle",
+}
+"""Rules about a squad or a cycle; every other rule is about a key result or an objective."""
+PAGELESS_KINDS = frozenset({"team", "cycle"})
+"""Kinds of node with no page of their own: their link is the scorecard's capacity section."""
 SEVERITY_ICONS: dict[Severity, str] = {Severity.INFO: "ℹ️", Severity.WARNING: "⚠️", Severity.CRITICAL: "🚨"}
 RECOVERY_RULES = frozenset({DriftRule.OFF_TRACK, DriftRule.PLAN_OVERDUE})
 RECOVERY_OPTIONS: tuple[str, ...] = (
@@ -69,11 +75,16 @@ def kr_link(link_base: str, portfolio_id: str, node_id: str) -> str:
     return f"{link_base.rstrip('/')}/portfolios/{quote(portfolio_id, safe=':')}/nodes/{quote(node_id, safe=':')}"
 
 
+def node_link(link_base: str, portfolio_id: str, node_id: str, node_kind: str) -> str:
+    """A node's page, or for a squad or a cycle (no page of their own) the scorecard's capacity section."""
+    if node_kind in PAGELESS_KINDS:
+        return f"{link_base.rstrip('/')}/portfolios/{quote(portfolio_id, safe=':')}#capacity"
+    return kr_link(link_base, portfolio_id, node_id)
+
+
 def alert_link(link_base: str, raised: AlertRaised) -> str:
-    """Where a person acts on an alert: the node's page, or for a capacity alert the scorecard's capacity section."""
-    if raised.rule in CAPACITY_RULES:
-        return f"{link_base.rstrip('/')}/portfolios/{quote(raised.portfolio_id, safe=':')}#capacity"
-    return kr_link(link_base, raised.portfolio_id, raised.node_id)
+    """Where a person acts on an alert: its node's page, or for a squad or a cycle the scorecard's capacity section."""
+    return node_link(link_base, raised.portfolio_id, raised.node_id, RULE_NODE_KINDS.get(raised.rule, "key_result"))
 
 
 def escape_mrkdwn(text: str) -> str:

@@ -50,6 +50,24 @@ EXCEPTIONS = {
                         {"alert_id": "a2", "rule": "stale", "severity": "warning", "summary": "No check-in for 15 days", "asked": "Update"}
                     ],
                 },
+                {
+                    "node_id": "core",
+                    "node_kind": "team",
+                    "title": "core",
+                    "product_id": "alpha",
+                    "owner": None,
+                    "confidence": None,
+                    "recovery_plan": None,
+                    "alerts": [
+                        {
+                            "alert_id": "a3",
+                            "rule": "over_allocated",
+                            "severity": "warning",
+                            "summary": "core is allocated 9 sprints in cycle q against a capacity of 6",
+                            "asked": "Take an objective off the squad",
+                        }
+                    ],
+                },
             ],
         }
     ],
@@ -202,6 +220,8 @@ async def test_the_sync_digest_goes_once_per_period_with_the_exceptions_only(api
     assert "10 on track are not listed" in text
     assert "Weekly active teams &lt;b&gt;" in html  # escaped
     assert "decision needed: Two more engineers" in text
+    assert '<a href="https://okr.example.com/portfolios/acme/nodes/k1">' in html
+    assert '<a href="https://okr.example.com/portfolios/acme#capacity">core</a>' in html  # a squad has no page: its capacity
 
 
 async def test_the_monthly_readout_is_mailed_once_with_reallocations_from_the_recovery_plans(apis: Apis, log: SendLog) -> None:
