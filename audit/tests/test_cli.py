@@ -81,6 +81,7 @@ def test_a_replay_as_of_a_moment_prints_the_scorecard_and_writes_each_nodes_late
     assert result.exit_code == 0, result.output
     assert "users" in result.output
     assert "(30 - 0) / (100 - 0) = 0.3" in result.output
+    assert "┘\ncapacity: no cycle has squads (no capacity declared, nothing allocated)\n" in result.output  # right after the table
     written = [json.loads(line)["data"] for line in out.read_bytes().splitlines()]
     assert sorted(d["node_id"] for d in written) == ["churn", "grow", "o-alpha", "o-beta", "reach", "uptime", "users"]
 

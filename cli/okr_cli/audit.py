@@ -41,7 +41,7 @@ from okr_cli.console import err, fail, out
 from okr_contracts.topics import SCORES_TOPIC
 from okr_rollup.domain.rules import SCHEDULE, Schedule, UnknownRules, rules_version
 
-audit = typer.Typer(help="Prove every published score from the recorded history (docs/audit.md).", no_args_is_help=True)
+audit = typer.Typer(help="Prove every published score and capacity from the recorded history (docs/audit.md).", no_args_is_help=True)
 
 History = Annotated[Path, typer.Argument(help="A history export (JSON Lines, one record per line).")]
 AsOf = Annotated[str | None, typer.Option("--as-of", help="Only events recorded at or before this moment, e.g. 2026-09-30T17:00:00Z.")]
