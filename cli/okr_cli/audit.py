@@ -36,7 +36,7 @@ from okr_audit.sources import (
 )
 from okr_audit.verify import Head, Verification, verify
 from okr_cli.api import Token, connect
-from okr_cli.audit_capacity import print_capacity, print_capacity_check
+from okr_cli.capacity import print_capacity, print_capacity_check
 from okr_cli.console import err, fail, out
 from okr_contracts.topics import SCORES_TOPIC
 from okr_rollup.domain.rules import SCHEDULE, Schedule, UnknownRules, rules_version

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +139,22 @@ def rows() -> Callable[[str], list[list[str]]]:
         return [[cell.strip() for cell in line.split("│")[1:-1]] for line in output.splitlines() if line.startswith("│")]
 
     return cells
+
+
+@pytest.fixture
+def planned(demo: str, api: TestClient, relay: Any, clock: Any) -> str:
+    """A day after the demo was applied: checkout-converts is primary, search-finds exploration and takes 6 more sprints of search.
+
+    Search is then over its capacity (7 of 6) and the split (2 primary, 7 exploration) far off 60/30/10. Returns the
+    moment just before the change.
+    """
+    before = clock.now + timedelta(hours=1)
+    clock.now += timedelta(days=1)
+    for path, body in (
+        ("objectives/checkout-converts/classification", {"priority": "primary", "aarrr_stage": "revenue", "horizon": "grow"}),
+        ("objectives/search-finds/classification", {"priority": "exploration", "aarrr_stage": "retention"}),
+        ("objectives/search-finds/allocations/squad-search", {"sprints": 7}),
+    ):
+        assert api.put(f"/v1/portfolios/{demo}/{path}", json=body).status_code == 201
+    relay(demo)
+    return str(before.isoformat())

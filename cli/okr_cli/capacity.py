@@ -1,25 +1,65 @@
-"""How ``okr audit`` prints capacity: each cycle's squads and its split by priority, and a capacity check's outcome.
+"""``okr capacity PORTFOLIO``: each cycle's squads against their capacity and its split against the intended balance.
 
-Every number is the replay's (or the rollup's); nothing is computed here. An
-over-allocated squad and an off-balance split are said in words, so they read without colour.
+Reads the rollup's ``GET /v1/portfolios/{p}/capacity``; nothing is computed here, so
+what it prints is what the scorecard shows. ``okr audit`` prints a replay's capacity and
+a capacity check's outcome with the same tables. An over-allocated squad and an
+off-balance split are said in words, so they read without colour. Exit status: 0 when
+shown, 1 when the API refused, 2 when the command could not run.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Annotated, Any
 
+import httpx
+import typer
 from rich.console import JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
 from okr_audit.capacity import CapacityReport
 from okr_audit.replay import Replayed, capacity_cycles
+from okr_cli.api import Token, connect, read
 from okr_cli.console import out
+from okr_cli.scorecard import API, parse_moment
+
+
+def capacity_command(
+    ctx: typer.Context,
+    portfolio: Annotated[str, typer.Argument(help="The portfolio id.")],
+    rollup: Annotated[str, typer.Option(envvar="OKR_ROLLUP_URL", help="Base URL of the rollup (scores) API.")] = "http://127.0.0.1:8002",
+    token: Token = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="A past moment with its time zone, e.g. 2026-11-02T17:00:00Z.")] = None,
+    cycle: Annotated[str | None, typer.Option("--cycle", help="Only this cycle.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's document as JSON instead.")] = False,
+) -> None:
+    """Show each cycle's squads (allocated sprints against capacity) and its split against the intended balance."""
+    moment = parse_moment(as_of)
+    with connect(ctx, "rollup", rollup, token) as client:
+        capacity_with(client, portfolio, as_of=moment.isoformat() if moment else None, cycle=cycle, as_json=as_json)
+
+
+def capacity_with(
+    client: httpx.Client, portfolio: str, *, as_of: str | None = None, cycle: str | None = None, as_json: bool = False
+) -> dict[str, Any]:
+    """Read the capacity through `client` (based at the rollup API's root), print it; returns the document."""
+    params = {"as_of": as_of, "cycle_id": cycle}
+    document = read(client, f"{API}/{portfolio}/capacity", doing=f"reading the capacity of {portfolio}", params=params)
+    if as_json:
+        out.out(json.dumps(document, indent=2, ensure_ascii=False), highlight=False)
+    else:
+        print_cycles(document["cycles"])
+    return document
 
 
 def print_capacity(replayed: Replayed) -> None:
+    """A replay's capacity, as the rollup would serve it."""
+    print_cycles(capacity_cycles(replayed))
+
+
+def print_cycles(cycles: list[dict[str, Any]]) -> None:
     """Each cycle's squads (allocated, capacity, free, over) and its split by priority against the intended balance."""
-    cycles = capacity_cycles(replayed)
     if not cycles:
         out.print("capacity: no cycle has squads (no capacity declared, nothing allocated)")
     for cycle in cycles:
