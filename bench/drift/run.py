@@ -30,27 +30,33 @@ from typing import Any
 
 from okr_contracts.delivery import DeliverySource, StatusCategory, WorkItemChanged
 from okr_contracts.kr_events import (
+    AarrrStage,
     CheckInRecorded,
     CycleCadence,
     CycleStarted,
+    InvestmentHorizon,
+    InvestmentPriority,
     KeyResultDefined,
     KeyResultEscalated,
     KeyResultKind,
     KeyResultRetired,
     KrEvent,
+    ObjectiveAllocated,
+    ObjectiveClassified,
     ObjectiveDefined,
     PortfolioDefined,
     ProductDefined,
     RecoveryOption,
     RecoveryPlanFiled,
     RollupMethod,
+    SquadCapacitySet,
     TeamDefined,
     ThresholdDirection,
     ValueObserved,
 )
 from okr_contracts.scores import Derivation, NodeKind, NodeScored, ScoreStatus
 from okr_drift.domain.alerts import AlertBook
-from okr_drift.domain.evaluation import GROUP_RULES, OBJECTIVE_RULES, PortfolioDrift
+from okr_drift.domain.evaluation import CYCLE_RULES, GROUP_RULES, OBJECTIVE_RULES, SQUAD_RULES, PortfolioDrift
 from okr_drift.domain.portfolio import PortfolioState, Touched
 from okr_drift.domain.rules import KR_RULES
 
@@ -65,6 +71,12 @@ KRS_PER_OBJECTIVE = {3: 10, 4: 20, 5: 55, 6: 10, 7: 5}
 """Key results per team objective (weights, mean 4.8): over 5 is `too_many_key_results`."""
 OBJECTIVES_PER_TEAM = {2: 30, 3: 50, 4: 20}
 """Objectives per team in the quarter (weights): over 3 is `too_many_objectives`."""
+SQUAD_SPRINTS = 6.0
+"""Every team's capacity per cycle."""
+SPRINTS_PER_OBJECTIVE = {1: 20, 2: 50, 3: 30}
+"""Sprints a team objective takes of its team (weights, mean 2.1): three objectives of 3, or four of 2, are `over_allocated`."""
+PRIORITIES = {InvestmentPriority.PRIMARY: 70, InvestmentPriority.SECONDARY: 20, InvestmentPriority.EXPLORATION: 10}
+"""Team objectives' priorities (weights): the quarter's split lands near the intended 70/20/10."""
 PROFILES = {
     "healthy": 60,
     "falling": 8,
@@ -104,6 +116,7 @@ class Shape:
     key_results: int = 0
     objectives: int = 0
     teams: int = 0
+    allocations: int = 0
     products: int = 0
     profiles: Counter[str] = field(default_factory=Counter)
 
@@ -126,6 +139,8 @@ class Workload:
     def __init__(self, size: int, seed: int) -> None:
         self.size = size
         self.rng = random.Random(seed)
+        self.plan_rng = random.Random(seed + 1)
+        """Draws the capacity plan apart from everything else, so the rest of the portfolio is what it was without one."""
         self.shape = Shape()
         self.versions: dict[str, int] = {}
         self.krs: list[Kr] = []
@@ -192,6 +207,7 @@ class Workload:
             )
             yield self._history(event, datetime.combine(starts, datetime.min.time(), UTC))
         planned: list[tuple[str, str, int, int]] = []  # objective, cycle, tier, KR counts
+        team_objectives: list[tuple[str, str, str]] = []  # objective, team, lead
         objectives: list[Input] = []
         year_start = hours_before(24 * 246)
         quarter_start = hours_before(24 * 70)
@@ -213,6 +229,7 @@ class Workload:
             yield self._history(
                 TeamDefined(**self.head(team, CPO), team_id=team, name=f"Team {team}", product_id=product, lead=lead), hours_before(5800)
             )
+            yield self._history(SquadCapacitySet(**self.head(team, CPO), team_id=team, sprints=SQUAD_SPRINTS), hours_before(5800))
             for n in range(_draw(rng, OBJECTIVES_PER_TEAM)):
                 if remaining <= 0:
                     break
@@ -221,12 +238,29 @@ class Workload:
                 objective = f"o3-{team}-{n}"
                 objectives.append(self._objective(objective, QUARTER[0], 3, product, team, lead, quarter_start))
                 planned.append((objective, QUARTER[0], 3, krs))
+                team_objectives.append((objective, team, lead))
         shape.teams = team_n
         shape.objectives = len(planned)
         yield from objectives
+        yield from self._capacity_plan(team_objectives, quarter_start)
         for objective, cycle, tier, krs in planned:
             for k in range(krs):
                 yield self._key_result(f"{objective}-kr{k}", objective, cycle, tier)
+
+    def _capacity_plan(self, team_objectives: list[tuple[str, str, str]], start: datetime) -> Iterator[Input]:
+        """Each team objective (objective, team, lead) allocated to its team for 1–3 sprints and classified (priority, AARRR, horizon)."""
+        rng = self.plan_rng
+        for objective, team, lead in team_objectives:
+            at = start - timedelta(hours=rng.randrange(1, 24))
+            sprints = float(_draw(rng, SPRINTS_PER_OBJECTIVE))
+            yield self._history(ObjectiveAllocated(**self.head(objective, lead), objective_id=objective, team_id=team, sprints=sprints), at)
+            tags = {
+                "priority": _draw(rng, PRIORITIES),
+                "aarrr_stage": rng.choice(list(AarrrStage)),
+                "horizon": rng.choice(list(InvestmentHorizon)),
+            }
+            yield self._history(ObjectiveClassified(**self.head(objective, lead), objective_id=objective, **tags), at)
+            self.shape.allocations += 1
 
     def _objective(
         self, objective: str, cycle: str, tier: int, product: str | None, team: str | None, owner: str, start: datetime
@@ -429,18 +463,26 @@ class Census:
     live_krs: int
     live_objectives: int
     groups: int
+    squads: int
+    cycles: int
 
     @property
     def evaluations(self) -> int:
-        """Rule evaluations per tick: every key-result rule per live key result, the objective and group rules per node."""
-        return self.live_krs * len(KR_RULES) + self.live_objectives * len(OBJECTIVE_RULES) + self.groups * len(GROUP_RULES)
+        """Rule evaluations per tick: every key-result rule per live key result, the objective, group, squad and cycle rules per node."""
+        return (
+            self.live_krs * len(KR_RULES)
+            + self.live_objectives * len(OBJECTIVE_RULES)
+            + self.groups * len(GROUP_RULES)
+            + self.squads * len(SQUAD_RULES)
+            + self.cycles * len(CYCLE_RULES)
+        )
 
 
 def census(drift: PortfolioDrift, at: datetime) -> Census:
     state = drift.state
     live_krs = sum(1 for kr_id in state.krs if drift.kr_context(kr_id, at) is not None)
     live_objectives = sum(1 for o in state.objectives.values() if drift.live_cycle(o.cycle_id, at) is not None)
-    return Census(live_krs, live_objectives, len(state.focus))
+    return Census(live_krs, live_objectives, len(state.focus), len(state.teams), len(state.allocated_by_cycle))
 
 
 def iterate_raw(drift: PortfolioDrift, at: datetime) -> int:
@@ -479,6 +521,11 @@ def iterate_raw(drift: PortfolioDrift, at: datetime) -> int:
         read += len((by_node.get(objective_id), cycles.get(objective.cycle_id), state.members.get(objective_id)))
     for group, members in state.focus.items():
         read += len((by_node.get(group), [objectives[o].tier for o in members]))
+    for team_id, team in state.teams.items():
+        allocated = [(objectives[o].cycle_id, objectives[o].allocations.get(team_id)) for o in state.allocated.get(team_id, ())]
+        read += len((by_node.get(team_id), team.capacity, team.capacity_by_cycle, allocated))
+    for cycle_id, members in state.allocated_by_cycle.items():
+        read += len((by_node.get(cycle_id), [(objectives[o].priority, objectives[o].allocations) for o in members]))
     return read
 
 
@@ -644,7 +691,8 @@ def report(args: argparse.Namespace, f: Figures) -> Iterator[str]:
     inputs, fold_s = sum(folded.count.values()), sum(folded.ns.values()) / 1e9
     yield (
         f"== portfolio: {shape.key_results:,} key results ({seen.live_krs:,} live), {shape.objectives:,} objectives,"
-        f" {shape.teams:,} teams, {shape.products} products, 2 live cycles; first tick at {AT:%Y-%m-%d %H:%M} UTC =="
+        f" {shape.teams:,} teams ({shape.allocations:,} objectives allocated to them), {shape.products} products, 2 live cycles;"
+        f" first tick at {AT:%Y-%m-%d %H:%M} UTC =="
     )
     yield "   profiles: " + ", ".join(f"{name} {n / shape.key_results:.0%}" for name, n in shape.profiles.most_common())
     yield (
@@ -655,7 +703,8 @@ def report(args: argparse.Namespace, f: Figures) -> Iterator[str]:
     per_tick = seen.evaluations
     yield (
         f"== clock tick: {per_tick:,} rule evaluations ({seen.live_krs:,} live KRs × {len(KR_RULES)} rules"
-        f" + {seen.live_objectives:,} objectives + {seen.groups:,} focus groups); median of {args.rounds} rounds =="
+        f" + {seen.live_objectives:,} objectives + {seen.groups:,} focus groups + {seen.squads:,} squads + {seen.cycles:,} cycles);"
+        f" median of {args.rounds} rounds =="
     )
     for label, tick in (("first tick (raises):", f.first), ("steady tick:", f.steady)):
         figure, raw_figure = f"{per_tick / tick.median:,.0f} eval/s", f"{per_tick / f.raw.median:,.0f}/s"
