@@ -48,7 +48,7 @@ class SquadLoad:
     @property
     def allocated(self) -> float:
         """Sprints allocated, in total."""
-        return _round(sum(self.allocations.values()))
+        return _round(sum(self.allocations.values(), 0.0))
 
     @property
     def free(self) -> float | None:
@@ -87,7 +87,7 @@ class Split:
     @property
     def classified(self) -> float:
         """Sprints of tagged objectives (the base of the shares)."""
-        return _round(sum(self.sprints.values()))
+        return _round(sum(self.sprints.values(), 0.0))
 
     def share(self, value: str) -> float:
         """A tag value's share of the tagged sprints (0 when nothing is tagged)."""

@@ -21,6 +21,13 @@ def test_a_third_objective_in_a_squad_with_capacity_for_two_is_over_by_its_sprin
     assert (three.allocated, three.free, three.over_by, three.over, three.utilisation) == (9.0, -3.0, 3.0, True, 1.5)
 
 
+def test_nothing_allocated_is_zero_sprints_as_a_float_like_every_other_amount() -> None:
+    empty = squad_load("squad", "q3", 6.0, {})
+    assert (empty.allocated, empty.free, empty.over) == (0.0, 6.0, False)
+    assert isinstance(empty.allocated, float)
+    assert isinstance(split([]).classified, float)
+
+
 def test_fractions_add_up_exactly_at_the_boundary() -> None:
     load = squad_load("squad", "q3", 0.3, {"a": 0.1, "b": 0.2})  # 0.1 + 0.2 is 0.30000000000000004 in floats
     assert load.allocated == 0.3
