@@ -184,7 +184,7 @@ def test_a_field_missing_a_squad_left_out_and_a_new_order_are_differences(replay
     del served[0]["balance"]["worst"]
     assert differences(served, replayed)[0] == 'differs: q3 balance.worst: served absent, replayed "secondary"'
     assert differences(served, replayed)[1].startswith(
-        'differs: q3 squads[growth]: served absent, replayed {"allocated": 0, "allocations": [], "capacity": 4.0'
+        'differs: q3 squads[growth]: served absent, replayed {"allocated": 0.0, "allocations": [], "capacity": 4.0'
     )
 
 
